@@ -1,0 +1,35 @@
+"""hseg-mm: hierarchical semantic segmentation as an MMSegmentation 1.x plugin."""
+from setuptools import find_packages, setup
+
+# Each pin, with the reason (DESIGN.md section 5):
+INSTALL_REQUIRES = [
+    # An unpinned request would pull a CUDA torch of several GB; `make` installs
+    # torch first and constrains it, a user with a CUDA torch keeps theirs.
+    'torch>=2.0',
+    # The versions this plugin is written and tested against.
+    'mmengine==0.10.7',
+    'mmsegmentation==1.2.2',
+    # mmengine 0.10.7 needs pkg_resources for `mmseg::` base configs; 82 removed it.
+    'setuptools<82',
+    # mmseg.utils imports them but mmseg's wheel does not declare them.
+    'ftfy',
+    'regex',
+    'albumentations',
+    'tensorboard',
+    'numpy',
+    'opencv-python-headless',
+    'tqdm',
+]
+# mmcv is not listed: full mmcv (with compiled ops, CUDA users) and mmcv-lite
+# (pure Python, `make` on CPU) are different distributions of the same package,
+# and pip cannot express "either". The README says which to install.
+
+setup(
+    name='hseg_mm',
+    version='0.1.0',
+    description='Hierarchical semantic segmentation (HSSN) for MMSegmentation 1.x',
+    packages=find_packages(include=['hseg_mm', 'hseg_mm.*']),
+    python_requires='>=3.9',
+    install_requires=INSTALL_REQUIRES,
+    extras_require={'tests': ['pytest']},
+)

@@ -1,0 +1,23 @@
+"""Shared fixtures. `import hseg_mm` first: it applies the shims mmseg needs here."""
+import hseg_mm  # noqa: F401
+import pytest
+
+from hseg_mm.hierarchy import ClassHierarchy
+
+# A 4-level tree whose label ids are shuffled against the tree order; the expected
+# values in the tests are worked out by hand from this picture:
+#   ground(road=0, grass=5) | thing(vehicle(car(sedan=1, truck=6), bike=4), person=2) | sky=3
+FOUR_LEVEL_TREE = dict(
+    sky=3,
+    ground=dict(road=0, grass=5),
+    thing=dict(vehicle=dict(car=dict(sedan=1, truck=6), bike=4), person=2))
+
+
+@pytest.fixture
+def person_tree() -> ClassHierarchy:
+    return ClassHierarchy('pascal_person_part')
+
+
+@pytest.fixture
+def four_level_tree() -> ClassHierarchy:
+    return ClassHierarchy(FOUR_LEVEL_TREE)
