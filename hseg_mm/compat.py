@@ -3,6 +3,7 @@
 `apply()` runs on `import hseg_mm`, before anything imports `mmseg.models`.
 """
 import importlib.util
+import os
 import sys
 import types
 import warnings
@@ -68,17 +69,28 @@ def _install_mmcv_ops_stand_in() -> None:
     warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
 
+def _torch_at_least(version: str) -> bool:
+    from mmengine.utils import digit_version
+    return digit_version(torch.__version__.split('+')[0]) >= digit_version(version)
+
+
+def load_local_checkpoint(filename: str, map_location=None) -> dict:
+    """mmengine's local checkpoint loader, with `weights_only=False` made explicit.
+
+    Load only checkpoints you trust: this unpickles, as torch < 2.6 always did.
+    """
+    filename = os.path.expanduser(filename)
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f'checkpoint not found: {filename}')
+    return torch.load(filename, map_location=map_location, weights_only=False)
+
+
 def _allow_mmengine_checkpoints() -> None:
-    # torch >= 2.6 loads with weights_only=True; mmengine checkpoints keep a
-    # HistoryBuffer and numpy values in `message_hub`, which resume and test need.
-    if not hasattr(torch.serialization, 'add_safe_globals'):
-        return
-    import numpy as np
-    from mmengine.logging import HistoryBuffer
-    safe = [HistoryBuffer, np.ndarray, np.dtype, np.core.multiarray._reconstruct,
-            np.core.multiarray.scalar]
-    safe += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
-    torch.serialization.add_safe_globals(safe)
+    # torch >= 2.6 loads with weights_only=True, and mmengine 0.10.7 checkpoints hold a
+    # HistoryBuffer (with bound methods) for resume; mmengine's own fix (PR 1650) does this.
+    if _torch_at_least('2.6.0'):
+        from mmengine.runner.checkpoint import CheckpointLoader
+        CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
 
 
 def apply() -> None:

@@ -1,0 +1,103 @@
+"""What tools/train.py and tools/test.py share: config loading and launch set-up.
+
+mmseg's own tools assume CUDA for `--launcher pytorch`, SyncBN and `--amp`. Here the
+same commands also run on a CPU-only machine (DDP over gloo, BN for SyncBN), and
+refuse `--amp` there with a clear message (DESIGN.md section 5).
+"""
+import logging
+import os
+import os.path as osp
+from typing import Any, Optional, Sequence
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+from ..hierarchy import build_hierarchy
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None) -> Config:
+    """Load a config, apply `--cfg-options` and `--work-dir`, check its hierarchy.
+
+    The tree is checked here, before anything is built, so a malformed tree
+    stops the run with an error naming the node.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    if 'hierarchy' in cfg:
+        build_hierarchy(cfg.hierarchy)
+    return cfg
+
+
+def _replace_type(node: Any, old: str, new: str) -> int:
+    """Replace `type=old` by `type=new` in every dict of a config tree."""
+    count = 0
+    if isinstance(node, dict):
+        if node.get('type') == old:
+            node['type'] = new
+            count += 1
+        for value in node.values():
+            count += _replace_type(value, old, new)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += _replace_type(value, old, new)
+    return count
+
+
+def prepare_runtime(cfg: Config, launcher: str = 'none', amp: bool = False) -> Config:
+    """Adapt `cfg` to the machine: launcher, CPU DDP, SyncBN on CPU, AMP."""
+    cuda = torch.cuda.is_available()
+    cfg.launcher = launcher
+    if amp:
+        if not cuda:
+            raise SystemExit(
+                '--amp needs a CUDA GPU: mmengine\'s AmpOptimWrapper refuses CPU, and '
+                'this machine has none. Run without --amp.')
+        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if wrapper == 'OptimWrapper':
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        elif wrapper != 'AmpOptimWrapper':
+            raise SystemExit(f'--amp needs optim_wrapper type OptimWrapper, got {wrapper}')
+    if not cuda:
+        # torch's SyncBatchNorm runs only on GPUs; BN gives the same model on CPU.
+        if _replace_type(cfg.model, 'SyncBN', 'BN'):
+            print_log('no CUDA: SyncBN replaced by BN', logger='current',
+                      level=logging.WARNING)
+        if launcher == 'pytorch':
+            _init_cpu_process_group(cfg)
+    return cfg
+
+
+def _init_cpu_process_group(cfg: Config) -> None:
+    # mmengine's init_dist calls torch.cuda.set_device; it skips its own set-up
+    # when a group exists, so start gloo here. CPU DDP wants device_ids=None.
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg = wrapper
+
+
+def set_local_rank(local_rank: int) -> None:
+    """torchrun sets LOCAL_RANK; the old launcher passes --local-rank instead."""
+    os.environ.setdefault('LOCAL_RANK', str(local_rank))
+
+
+def check_eval_metrics(names: Sequence[str]) -> None:
+    """`--eval mIoU` (the mmseg 0.x habit): only names the metric reports are accepted."""
+    known = {'mIoU', 'aAcc'}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f'--eval {unknown}: the hierarchical metric reports {sorted(known)}'
+                         ' (per level); the config\'s test_evaluator decides the rest')

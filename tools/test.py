@@ -1,0 +1,72 @@
+"""Test (and evaluate) a hierarchical segmentor: mmseg 1.x's tools/test.py.
+
+    python tools/test.py CONFIG CHECKPOINT [--eval mIoU] [--work-dir DIR] [--out DIR]
+        [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher ...]
+
+The metric is the config's `test_evaluator` (the per-level HierarchicalIoUMetric);
+`--eval mIoU` is accepted for mmseg 0.x habits. A per-level table is printed.
+"""
+import argparse
+
+from mmengine.config import DictAction
+
+import hseg_mm  # noqa: F401  (shims and registration first)
+from hseg_mm.engine.launch import (check_eval_metrics, load_config, prepare_runtime,
+                                   set_local_rank)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a hierarchical segmentor')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where the metrics are dumped as json')
+    parser.add_argument('--out', help='directory for the predicted label maps')
+    parser.add_argument('--eval', nargs='+', default=None, metavar='METRIC',
+                        help='0.x habit: mIoU (the metric comes from test_evaluator)')
+    parser.add_argument('--show', action='store_true', help='show predictions')
+    parser.add_argument('--show-dir', help='directory for images of the predictions')
+    parser.add_argument('--wait-time', type=float, default=2, help='--show interval (s)')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    set_local_rank(args.local_rank)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.eval:
+        check_eval_metrics(args.eval)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    cfg = prepare_runtime(cfg, args.launcher)
+    cfg.load_from = args.checkpoint
+
+    if args.show or args.show_dir:
+        hook = cfg.default_hooks.get('visualization')
+        if hook is None:
+            raise SystemExit('--show/--show-dir need default_hooks.visualization in the config')
+        hook['draw'] = True
+        if args.show:
+            hook['show'], hook['wait_time'] = True, args.wait_time
+        if args.show_dir:
+            cfg.visualizer['save_dir'] = args.show_dir
+    if args.tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise SystemExit('--tta needs tta_model and tta_pipeline in the config')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        cfg.test_evaluator['output_dir'] = args.out
+
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
