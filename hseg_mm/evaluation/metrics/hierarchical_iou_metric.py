@@ -19,9 +19,9 @@ __all__ = ['HierarchicalIoUMetric', 'background_classes', 'confusion_to_metrics'
 
 def _pixel_data(sample, key: str) -> Optional[Tensor]:
     """`sample[key].data` from a SegDataSample or its dict form, else None."""
-    if key not in sample:
+    field = sample.get(key, None)
+    if field is None:
         return None
-    field = sample[key]
     data = field['data'] if isinstance(field, Mapping) else field.data
     return torch.as_tensor(data)
 
