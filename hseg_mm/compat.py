@@ -78,7 +78,22 @@ def _allow_mmengine_checkpoints() -> None:
     safe = [HistoryBuffer, np.ndarray, np.dtype, np.core.multiarray._reconstruct,
             np.core.multiarray.scalar]
     safe += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
+    # HistoryBuffer pickles its statistics methods as getattr(HistoryBuffer, 'min');
+    # allow exactly that, never a general getattr (which would reopen the sandbox).
+    safe.append((_history_buffer_getattr, 'builtins.getattr'))
     torch.serialization.add_safe_globals(safe)
+
+
+def _history_buffer_getattr(obj, name: str):
+    """`getattr` restricted to the public methods of mmengine's HistoryBuffer."""
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and not name.startswith('_') and \
+            callable(getattr(HistoryBuffer, name, None)):
+        return getattr(HistoryBuffer, name)
+    import pickle
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({obj!r}, {name!r}); only HistoryBuffer methods '
+        'are allowed when loading with weights_only=True')
 
 
 def apply() -> None:

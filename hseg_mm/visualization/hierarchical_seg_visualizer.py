@@ -70,7 +70,8 @@ def render_level_panel(image: np.ndarray,
 
     Layout: a row for the ground truth and a row for the prediction (whichever are
     given), each `input | L1 | L2 | ... | LD` with a title strip of `TITLE_H` pixels
-    above it ('GT' or 'pred' over the input, then the level names); tile j of a row starts at x = j * W. Below, a legend with one column per
+    above it ('GT' / 'pred' over the input when both rows are drawn, else 'input';
+    then the level names); tile j of a row starts at x = j * W. Below, a legend with one column per
     level listing its classes and colours. Paper is white; ignore pixels are black.
 
     Args:
@@ -94,6 +95,7 @@ def render_level_panel(image: np.ndarray,
     palettes = level_palettes(hierarchy) if palettes is None else palettes
 
     rows = []
+    both = gt_levels is not None and pred_levels is not None
     for title, levels in (('GT', gt_levels), ('pred', pred_levels)):
         levels = _as_numpy_levels(levels)
         if levels is None:
@@ -104,7 +106,7 @@ def render_level_panel(image: np.ndarray,
         masks = _color_levels(levels, palettes, hierarchy.ignore_index, title)
         tiles = [image] + [(image * (1 - alpha) + mask * alpha).round().astype(np.uint8)
                            for mask in masks]
-        names = [title] + [f'L{k + 1}' for k in range(num_levels)]
+        names = [title if both else 'input'] + [f'L{k + 1}' for k in range(num_levels)]
         rows.append((names, np.concatenate(tiles, axis=1)))
 
     # Legend: per level, a header and one swatch + name per class.
