@@ -151,6 +151,9 @@ def test_table_lists_every_level_and_class(person_tree):
         for name in person_tree.level_names(k):
             assert name in table
     assert 'background (bg)' in table
+    assert metric.format_table().startswith(table.split('consistent')[0])
+    with pytest.raises(RuntimeError, match='no results yet'):
+        HierarchicalIoUMetric(hierarchy=person_tree).format_table()
 
 
 def test_bad_arguments(person_tree):

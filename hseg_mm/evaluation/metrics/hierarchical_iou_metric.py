@@ -239,6 +239,7 @@ class HierarchicalIoUMetric(BaseMetric):
         self._parents = [torch.as_tensor(self.hierarchy.level_parents(k))
                          for k in range(1, self.hierarchy.num_levels)]
         self.level_results: List[Dict[str, np.ndarray]] = []  # of the last evaluation
+        self._consistency = float('nan')
 
     def confusion(self, gt_levels: Tensor, pred_levels: Tensor) -> Tensor:
         """Counts of one sample: confusion blocks of every level, then 2 counts.
@@ -296,9 +297,15 @@ class HierarchicalIoUMetric(BaseMetric):
         leaf.update(metrics)
         out = OrderedDict((key, round(value * 100, 2)) for key, value in leaf.items())
 
+        self._consistency = out['consistency']
         logger: MMLogger = MMLogger.get_current_instance()
         print_log('per level and class results:', logger)
-        print_log('\n' + format_level_table(self.hierarchy, self.level_results,
-                                            self.background, out['consistency']),
-                  logger=logger)
+        print_log('\n' + self.format_table(), logger=logger)
         return out
+
+    def format_table(self) -> str:
+        """The per-level, per-class table of the last `compute_metrics` (for tools)."""
+        if not self.level_results:
+            raise RuntimeError('no results yet: run evaluate() or compute_metrics() first')
+        return format_level_table(self.hierarchy, self.level_results, self.background,
+                                  self._consistency)
