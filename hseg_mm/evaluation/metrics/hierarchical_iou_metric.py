@@ -211,8 +211,7 @@ class HierarchicalIoUMetric(BaseMetric):
                  background: Sequence[str] = ('background', ),
                  nan_to_num: Optional[int] = None,
                  collect_device: str = 'cpu',
-                 prefix: Optional[str] = None,
-                 **kwargs) -> None:
+                 prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if hierarchy is None:
             raise ValueError('HierarchicalIoUMetric needs hierarchy=... (the tree of the '
