@@ -3,7 +3,6 @@
 `apply()` runs on `import hseg_mm`, before anything imports `mmseg.models`.
 """
 import importlib.util
-import os
 import sys
 import types
 import warnings
@@ -69,28 +68,32 @@ def _install_mmcv_ops_stand_in() -> None:
     warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
 
-def _torch_at_least(version: str) -> bool:
-    from mmengine.utils import digit_version
-    return digit_version(torch.__version__.split('+')[0]) >= digit_version(version)
-
-
-def load_local_checkpoint(filename: str, map_location=None) -> dict:
-    """mmengine's local checkpoint loader, with `weights_only=False` made explicit.
-
-    Load only checkpoints you trust: this unpickles, as torch < 2.6 always did.
-    """
-    filename = os.path.expanduser(filename)
-    if not os.path.isfile(filename):
-        raise FileNotFoundError(f'checkpoint not found: {filename}')
-    return torch.load(filename, map_location=map_location, weights_only=False)
-
-
 def _allow_mmengine_checkpoints() -> None:
-    # torch >= 2.6 loads with weights_only=True, and mmengine 0.10.7 checkpoints hold a
-    # HistoryBuffer (with bound methods) for resume; mmengine's own fix (PR 1650) does this.
-    if _torch_at_least('2.6.0'):
-        from mmengine.runner.checkpoint import CheckpointLoader
-        CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
+    # torch >= 2.6 loads with weights_only=True; mmengine checkpoints keep a
+    # HistoryBuffer and numpy values in `message_hub`, which resume and test need.
+    if not hasattr(torch.serialization, 'add_safe_globals'):
+        return
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    multiarray = (np._core if hasattr(np, '_core') else np.core).multiarray  # numpy 2 / 1
+    safe = [HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
+    safe += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
+    # HistoryBuffer pickles its statistics methods as getattr(HistoryBuffer, 'min');
+    # allow exactly that, never a general getattr (which would reopen the sandbox).
+    safe.append((_history_buffer_getattr, 'builtins.getattr'))
+    torch.serialization.add_safe_globals(safe)
+
+
+def _history_buffer_getattr(obj, name: str):
+    """`getattr` restricted to the public methods of mmengine's HistoryBuffer."""
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and not name.startswith('_') and \
+            callable(getattr(HistoryBuffer, name, None)):
+        return getattr(HistoryBuffer, name)
+    import pickle
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({obj!r}, {name!r}); only HistoryBuffer methods '
+        'are allowed when loading with weights_only=True')
 
 
 def apply() -> None:

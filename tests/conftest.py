@@ -21,3 +21,13 @@ def person_tree() -> ClassHierarchy:
 @pytest.fixture
 def four_level_tree() -> ClassHierarchy:
     return ClassHierarchy(FOUR_LEVEL_TREE)
+
+
+def pytest_configure(config):
+    # Third-party deprecation noise (torch.jit in mmengine/mmcv, mmseg's 0.x aliases);
+    # our own warnings still show.
+    for line in ('ignore::DeprecationWarning:torch.*',
+                 'ignore:.*torch.jit.*:DeprecationWarning',
+                 'ignore:``build_loss`` would be deprecated:UserWarning',
+                 'ignore:Fail to import ``MultiScaleDeformableAttention``:UserWarning'):
+        config.addinivalue_line('filterwarnings', line)

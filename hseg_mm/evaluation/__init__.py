@@ -1,0 +1,3 @@
+from .metrics import HierarchicalIoUMetric  # noqa: F401
+
+__all__ = ['HierarchicalIoUMetric']

@@ -1,0 +1,310 @@
+"""IoU, pixel accuracy and cross-level consistency for every level of a class tree."""
+from collections import OrderedDict
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger, print_log
+from mmseg.evaluation.metrics import IoUMetric
+from mmseg.registry import METRICS
+from prettytable import PrettyTable
+from torch import Tensor
+
+from ...hierarchy import ClassHierarchy, build_hierarchy
+
+__all__ = ['HierarchicalIoUMetric', 'background_classes', 'confusion_to_metrics',
+           'format_level_table', 'sample_level_labels']
+
+
+def _pixel_data(sample, key: str) -> Optional[Tensor]:
+    """`sample[key].data` from a SegDataSample or its dict form, else None."""
+    field = sample.get(key, None)
+    if field is None:
+        return None
+    data = field['data'] if isinstance(field, Mapping) else field.data
+    return torch.as_tensor(data)
+
+
+def _leaf_map(data: Tensor, key: str, source: str) -> Tensor:
+    """(1, H, W) or (H, W) -> (H, W)."""
+    if data.dim() == 3 and data.shape[0] == 1:
+        data = data[0]
+    if data.dim() != 2:
+        raise ValueError(f'{source}: {key} must be (1, H, W) or (H, W), got '
+                         f'{tuple(data.shape)}')
+    return data
+
+
+def sample_level_labels(sample, hierarchy: ClassHierarchy, need_gt: bool = True,
+                        need_pred: bool = True) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+    """Ground truth and prediction of every level for one data sample.
+
+    Predictions come from `pred_level_seg` (D, H, W) when present (the hierarchical
+    segmentors attach it), else from the leaf map `pred_sem_seg` through
+    `hierarchy.leaf_to_level`, so any mmseg model whose classes are the leaves works.
+
+    Args:
+        sample: a SegDataSample or its dict form.
+        hierarchy: the class tree.
+        need_gt / need_pred: raise if the field is missing instead of returning None.
+
+    Returns:
+        gt (D, H, W) long, ignore pixels at `hierarchy.ignore_index`, or None;
+        pred (D, H, W) long, or None.
+    """
+    source = sample.get('img_path', None) or 'data sample'
+    num_levels = hierarchy.num_levels
+
+    gt_levels = None
+    gt = _pixel_data(sample, 'gt_sem_seg')
+    if gt is not None:
+        gt = _leaf_map(gt, 'gt_sem_seg', source)
+        hierarchy.check_labels(gt, source=f'{source} (gt_sem_seg)')
+        gt_levels = torch.stack(hierarchy.split_labels(gt, check=False))
+    elif need_gt:
+        raise KeyError(f'{source}: no gt_sem_seg to evaluate against')
+
+    pred_levels = None
+    levels = _pixel_data(sample, 'pred_level_seg')
+    if levels is not None:
+        if levels.dim() != 3 or levels.shape[0] != num_levels:
+            raise ValueError(f'{source}: pred_level_seg must be (D={num_levels}, H, W) '
+                             f'for this hierarchy, got {tuple(levels.shape)}')
+        sizes = torch.as_tensor(hierarchy.level_sizes, device=levels.device).view(-1, 1, 1)
+        if ((levels < 0) | (levels >= sizes)).any():
+            raise ValueError(f'{source}: pred_level_seg holds class indices outside the '
+                             f'levels {hierarchy.level_sizes}')
+        pred_levels = levels.long()
+    else:
+        pred = _pixel_data(sample, 'pred_sem_seg')
+        if pred is not None:
+            pred = _leaf_map(pred, 'pred_sem_seg', source).long()
+            if pred.numel() and (pred.min() < 0 or pred.max() >= hierarchy.num_leaves):
+                raise ValueError(
+                    f'{source}: pred_sem_seg holds ids outside the hierarchy\'s leaves '
+                    f'0..{hierarchy.num_leaves - 1}; does the model predict the leaves?')
+            lut = torch.as_tensor(hierarchy.leaf_to_level, device=pred.device)  # (D, L)
+            pred_levels = lut[:, pred]
+        elif need_pred:
+            raise KeyError(f'{source}: neither pred_level_seg nor pred_sem_seg found')
+
+    if gt_levels is not None and pred_levels is not None and \
+            gt_levels.shape[1:] != pred_levels.shape[1:]:
+        raise ValueError(f'{source}: prediction {tuple(pred_levels.shape[1:])} and ground '
+                         f'truth {tuple(gt_levels.shape[1:])} differ in size')
+    return gt_levels, pred_levels
+
+
+def background_classes(hierarchy: ClassHierarchy, names: Sequence[str]) -> List[List[int]]:
+    """Class indices of each level that count as background.
+
+    A background class is a leaf at depth 1 (carried down to every level) whose name
+    is in `names`.
+
+    Returns:
+        one sorted list of class indices per level.
+    """
+    nodes = []
+    for name in names:
+        node = hierarchy.node_index(name)  # KeyError naming the node if absent
+        if hierarchy.depths[node] != 1 or hierarchy.node_label_ids[node] is None:
+            raise ValueError(f'background node {name!r} must be a leaf directly under the '
+                             'root (it is carried down to every level)')
+        nodes.append(node)
+    return [sorted(c for c, v in enumerate(members) if v in nodes)
+            for members in hierarchy.levels]
+
+
+def confusion_to_metrics(confusion: Tensor,
+                         nan_to_num: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """Per-class IoU and accuracy from a confusion matrix, through mmseg's helper.
+
+    Args:
+        confusion: (C, C), rows ground truth, columns prediction.
+
+    Returns:
+        'aAcc' (scalar), 'IoU' (C,), 'Acc' (C,), fractions in [0, 1]; a class absent
+        from both ground truth and prediction has NaN IoU (absent from the ground
+        truth: NaN Acc), as in mmseg's IoUMetric.
+    """
+    confusion = confusion.double()
+    intersect = confusion.diagonal()
+    area_label = confusion.sum(1)
+    area_pred = confusion.sum(0)
+    union = area_label + area_pred - intersect
+    return IoUMetric.total_area_to_metrics(intersect, union, area_pred, area_label,
+                                           ['mIoU'], nan_to_num)
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """Mean over non-NaN entries; NaN (without numpy's warning) when there are none."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else float('nan')
+
+
+def format_level_table(hierarchy: ClassHierarchy, level_metrics: Sequence[Mapping],
+                       background: Optional[Sequence[Sequence[int]]] = None,
+                       consistency: Optional[float] = None) -> str:
+    """Every level and class in one table, then a per-level summary.
+
+    Args:
+        hierarchy: the class tree.
+        level_metrics: per level, `confusion_to_metrics`' dict (fractions).
+        background: per level, the class indices left out of the `_nobg` mean.
+        consistency: share of consistent pixels in percent, printed under the tables.
+
+    Returns:
+        the tables as text.
+    """
+    background = background or [[] for _ in level_metrics]
+    classes = PrettyTable()
+    classes.field_names = ['Level', 'Class', 'IoU', 'Acc']
+    summary = PrettyTable()
+    summary.field_names = ['Level', 'classes', 'mIoU', 'mIoU (no bg)', 'mAcc', 'aAcc']
+    for k, metrics in enumerate(level_metrics):
+        names = hierarchy.level_names(k)
+        for c, name in enumerate(names):
+            label = f'{name} (bg)' if c in background[k] else name
+            classes.add_row([f'L{k + 1}', label, f'{metrics["IoU"][c] * 100:.2f}',
+                             f'{metrics["Acc"][c] * 100:.2f}'])
+        keep = [c for c in range(len(names)) if c not in background[k]]
+        summary.add_row([f'L{k + 1}', len(names), f'{_nanmean(metrics["IoU"]) * 100:.2f}',
+                         f'{_nanmean(metrics["IoU"][keep]) * 100:.2f}',
+                         f'{_nanmean(metrics["Acc"]) * 100:.2f}',
+                         f'{float(metrics["aAcc"]) * 100:.2f}'])
+    text = classes.get_string() + '\n' + summary.get_string()
+    if consistency is not None:
+        text += f'\nconsistent across levels: {consistency:.2f}% of pixels'
+    return text
+
+
+@METRICS.register_module()
+class HierarchicalIoUMetric(BaseMetric):
+    """mIoU, pixel accuracy and consistency of every level of a class tree.
+
+    Per sample, `process` stores one confusion matrix (C_k, C_k) per level plus the
+    counts of consistent and evaluated pixels; these are integer counts, so the sum
+    over the results that mmengine collects from every rank is exact under DDP.
+
+    Returned keys (percent, rounded to 2 decimals as mmseg does): `mIoU`, `mAcc`,
+    `aAcc` of the deepest level with background (so `save_best='mIoU'` works); per
+    level k (1-based) `mIoU_Lk`, `mIoU_Lk_nobg`, `aAcc_Lk`; `consistency`, the
+    share of evaluated pixels whose level-k prediction is the parent of their
+    level-(k+1) prediction for every k. Per-class values are printed as a table.
+
+    Args:
+        hierarchy: the class tree (nested mapping, preset name or ClassHierarchy).
+        ignore_index: ground-truth value left out everywhere.
+        background: names of depth-1 leaves left out of the `_nobg` means; a name
+            the tree lacks is an error unless it is the default 'background'.
+        nan_to_num: replace NaN per-class values (classes absent from both ground
+            truth and prediction) by this number; by default they are left out of
+            the means, as in mmseg.
+        collect_device / prefix: as in mmengine's BaseMetric.
+    """
+
+    def __init__(self,
+                 hierarchy: Union[ClassHierarchy, Mapping, str, None] = None,
+                 ignore_index: int = 255,
+                 background: Sequence[str] = ('background', ),
+                 nan_to_num: Optional[int] = None,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if hierarchy is None:
+            raise ValueError('HierarchicalIoUMetric needs hierarchy=... (the tree of the '
+                             'config, e.g. hierarchy={{_base_.hierarchy}})')
+        self.hierarchy = build_hierarchy(hierarchy, ignore_index=ignore_index)
+        if self.hierarchy.ignore_index != ignore_index:
+            raise ValueError(f'the hierarchy uses ignore index {self.hierarchy.ignore_index}'
+                             f' but the metric was given ignore_index={ignore_index}')
+        self.ignore_index = ignore_index
+        if isinstance(background, str):
+            background = (background, )
+        if tuple(background) == ('background', ) and \
+                'background' not in self.hierarchy.node_names:
+            background = ()  # the default on a tree without a background class
+        self.background_names = tuple(background)
+        self.background = background_classes(self.hierarchy, self.background_names)
+        self.nan_to_num = nan_to_num
+
+        sizes = self.hierarchy.level_sizes
+        # Offsets of each level's flattened (C_k * C_k) block in one bincount.
+        squares = torch.tensor([c * c for c in sizes])
+        self._offsets = torch.cumsum(squares, 0) - squares
+        self._num_bins = int(squares.sum())
+        self._parents = [torch.as_tensor(self.hierarchy.level_parents(k))
+                         for k in range(1, self.hierarchy.num_levels)]
+        self.level_results: List[Dict[str, np.ndarray]] = []  # of the last evaluation
+        self._consistency = float('nan')
+
+    def confusion(self, gt_levels: Tensor, pred_levels: Tensor) -> Tensor:
+        """Counts of one sample: confusion blocks of every level, then 2 counts.
+
+        Args:
+            gt_levels: (D, H, W) class indices per level, ignore pixels at ignore_index.
+            pred_levels: (D, H, W).
+
+        Returns:
+            (sum_k C_k^2 + 2,) int64 on the CPU: for each level its (C_k, C_k)
+            confusion matrix (rows ground truth) flattened, then the number of
+            consistent pixels and of evaluated pixels.
+        """
+        device = pred_levels.device
+        valid = gt_levels[0] != self.ignore_index  # ignore is ignore at every level
+        gt = gt_levels[:, valid]  # (D, P)
+        pred = pred_levels[:, valid].to(gt.dtype)
+        sizes = torch.as_tensor(self.hierarchy.level_sizes, device=device).view(-1, 1)
+        index = self._offsets.to(device).view(-1, 1) + gt * sizes + pred
+        counts = torch.bincount(index.flatten(), minlength=self._num_bins)
+
+        consistent = torch.ones(pred.shape[1], dtype=torch.bool, device=device)
+        for k, parents in enumerate(self._parents, start=1):
+            consistent &= parents.to(device)[pred[k]] == pred[k - 1]
+        extra = torch.stack([consistent.sum(), torch.tensor(pred.shape[1], device=device)])
+        return torch.cat([counts, extra]).cpu()
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """Store the counts of each sample in `self.results`."""
+        for sample in data_samples:
+            gt_levels, pred_levels = sample_level_labels(sample, self.hierarchy)
+            self.results.append(self.confusion(gt_levels.to(pred_levels.device),
+                                               pred_levels))
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        """Sum the counts of all samples (all ranks) and derive the metrics."""
+        total = torch.stack(list(results)).sum(0)
+        sizes = self.hierarchy.level_sizes
+        self.level_results = []
+        metrics: Dict[str, float] = OrderedDict()
+        for k, c in enumerate(sizes):
+            start = int(self._offsets[k])
+            level = confusion_to_metrics(total[start:start + c * c].view(c, c),
+                                         self.nan_to_num)
+            self.level_results.append(level)
+            keep = [i for i in range(c) if i not in self.background[k]]
+            metrics[f'mIoU_L{k + 1}'] = _nanmean(level['IoU'])
+            metrics[f'mIoU_L{k + 1}_nobg'] = _nanmean(level['IoU'][keep])
+            metrics[f'aAcc_L{k + 1}'] = float(level['aAcc'])
+        deepest = self.level_results[-1]
+        leaf = OrderedDict(mIoU=_nanmean(deepest['IoU']), mAcc=_nanmean(deepest['Acc']),
+                           aAcc=float(deepest['aAcc']))
+        consistent, evaluated = total[-2:].tolist()
+        metrics['consistency'] = consistent / evaluated if evaluated else float('nan')
+        leaf.update(metrics)
+        out = OrderedDict((key, round(value * 100, 2)) for key, value in leaf.items())
+
+        self._consistency = out['consistency']
+        logger: MMLogger = MMLogger.get_current_instance()
+        print_log('per level and class results:', logger)
+        print_log('\n' + self.format_table(), logger=logger)
+        return out
+
+    def format_table(self) -> str:
+        """The per-level, per-class table of the last `compute_metrics` (for tools)."""
+        if not self.level_results:
+            raise RuntimeError('no results yet: run evaluate() or compute_metrics() first')
+        return format_level_table(self.hierarchy, self.level_results, self.background,
+                                  self._consistency)

@@ -1,0 +1,50 @@
+"""Launch set-up shared by tools/train.py and tools/test.py."""
+import pytest
+import torch
+from mmengine.config import Config
+
+from hseg_mm.engine.launch import check_eval_metrics, load_config, prepare_runtime
+from hseg_mm.hierarchy import HierarchyError
+
+
+def _write(tmp_path, text: str) -> str:
+    path = tmp_path / 'cfg.py'
+    path.write_text(text)
+    return str(path)
+
+
+def test_load_config_work_dir_and_options(tmp_path):
+    path = _write(tmp_path, "hierarchy = 'pascal_person_part'\nx = dict(a=1)\n")
+    cfg = load_config(path, cfg_options={'x.a': 2})
+    assert cfg.x.a == 2
+    assert cfg.work_dir == './work_dirs/cfg'  # named after the config file
+    assert load_config(path, work_dir='elsewhere').work_dir == 'elsewhere'
+
+
+def test_load_config_rejects_malformed_tree_before_building(tmp_path):
+    path = _write(tmp_path, 'hierarchy = dict(background=0, body=dict(head=1, torso=1))\n')
+    with pytest.raises(HierarchyError, match="label id 1 is used by both 'body/head'"):
+        load_config(path)
+
+
+def test_load_config_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='config file not found'):
+        load_config(str(tmp_path / 'nope.py'))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU behaviour')
+def test_cpu_runtime_replaces_syncbn_and_refuses_amp():
+    cfg = Config(dict(model=dict(backbone=dict(norm_cfg=dict(type='SyncBN')),
+                                 heads=[dict(norm_cfg=dict(type='SyncBN'))]),
+                      optim_wrapper=dict(type='OptimWrapper')))
+    prepare_runtime(cfg)
+    assert cfg.model.backbone.norm_cfg.type == 'BN'
+    assert cfg.model.heads[0].norm_cfg.type == 'BN'
+    with pytest.raises(SystemExit, match='--amp needs a CUDA GPU'):
+        prepare_runtime(cfg, amp=True)
+
+
+def test_eval_names():
+    check_eval_metrics(['mIoU'])
+    with pytest.raises(SystemExit, match='mDice'):
+        check_eval_metrics(['mDice'])
