@@ -1,8 +1,8 @@
 """Segment images and save, per image, the input beside every level's colour mask.
 
-    python tools/infer.py CONFIG CHECKPOINT INPUT [--out-dir DIR] [--device cpu]
+    python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] [--out-dir DIR] [--device cpu]
 
-INPUT is an image, a folder (its images, not recursive) or a quoted glob. Works with
+Each INPUT is an image, a folder (its images, not recursive) or a quoted glob. Works with
 any mmseg model whose classes are the tree's leaves: levels come from the model's
 `pred_level_seg` when it attaches one, else from its leaf prediction. The tree is read
 from the config: a top-level `hierarchy`, else the `hierarchy` of the model, its decode
@@ -36,7 +36,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='model config file')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('input', help='an image, a folder of images or a quoted glob')
+    parser.add_argument('input', nargs='+',
+                        help='images, folders of images or quoted globs')
     parser.add_argument('--out-dir', default='work_dirs/infer', help='where PNGs go')
     parser.add_argument('--device', default='cpu', help="e.g. 'cpu' or 'cuda:0'")
     parser.add_argument('--opacity', type=float, default=1.0,
@@ -117,7 +118,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Path]:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     hierarchy = hierarchy_from_config(cfg, args.config)
-    images = collect_images(args.input)
+    images = sorted({p for spec in args.input for p in collect_images(spec)})
     model = build_model(cfg, args.checkpoint, args.device)
 
     out_dir = Path(args.out_dir)

@@ -7,6 +7,7 @@ The metric is the config's `test_evaluator` (the per-level HierarchicalIoUMetric
 `--eval mIoU` is accepted for mmseg 0.x habits. A per-level table is printed.
 """
 import argparse
+import os.path as osp
 
 from mmengine.config import DictAction
 
@@ -66,6 +67,18 @@ def main() -> None:
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg)
     runner.test()
+    save_level_table(runner)
+
+
+def save_level_table(runner) -> None:
+    """Write the per-level table of the hierarchical metric to the run's log dir."""
+    from hseg_mm.evaluation.metrics import HierarchicalIoUMetric
+    for metric in runner.test_evaluator.metrics:
+        if isinstance(metric, HierarchicalIoUMetric) and metric.level_results:
+            path = osp.join(runner.log_dir, 'per_level_table.txt')
+            with open(path, 'w') as f:
+                f.write(metric.format_table() + '\n')
+            print(f'per-level table: {path}')
 
 
 if __name__ == '__main__':
