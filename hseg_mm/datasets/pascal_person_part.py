@@ -1,6 +1,6 @@
 import copy
 import os.path as osp
-from typing import List, Mapping, Optional, Sequence, Union
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 import mmengine.fileio as fileio
 from mmseg.datasets import BaseSegDataset
@@ -129,8 +129,9 @@ class PascalPersonPartDataset(BaseSegDataset):
                 return under_root
         return osp.join(prefix, osp.basename(rel))
 
-    def load_data_list(self) -> List[dict]:
-        """One data info per line of the split list; every file must exist."""
+    def list_split(self) -> Tuple[List[dict], List[str], str]:
+        """The data infos of the split list, the listed files that do not exist,
+        and the split list's path (the dataset tools report all problems)."""
         split_file = self._split_file()
         mapping = layout_to_tree(self.get_layout_classes(), self.hierarchy, self.aliases,
                                  source=type(self).__name__)
@@ -157,6 +158,11 @@ class PascalPersonPartDataset(BaseSegDataset):
             data_list.append(dict(img_path=img, seg_map_path=seg, label_map=None,
                                   reduce_zero_label=False, seg_fields=[],
                                   layout_to_tree=mapping, ignore_index=self.ignore_index))
+        return data_list, missing, split_file
+
+    def load_data_list(self) -> List[dict]:
+        """One data info per line of the split list; every file must exist."""
+        data_list, missing, split_file = self.list_split()
         if missing:
             shown = '\n  '.join(missing[:20])
             more = f'\n  ... and {len(missing) - 20} more' if len(missing) > 20 else ''
