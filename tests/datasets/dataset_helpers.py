@@ -1,7 +1,6 @@
 """Helpers writing tiny on-disk datasets (16x24 images) for the dataset tests."""
 import os
 import os.path as osp
-from typing import Dict, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -13,8 +12,8 @@ H, W = 16, 24  # small and not square, so a transposed label shows
 
 
 def tiny_label(seed: int) -> np.ndarray:
-    """(H, W) standard ids: background, one head block, one torso block, and one
-    block per other part, ids 0..6 all present."""
+    """(H, W) standard ids: background and a 3x2 block of each part id 1..6,
+    placed by `seed`."""
     lab = np.zeros((H, W), dtype=np.uint8)
     for k in range(1, 7):
         lab[(seed + k) % 4 * 4:(seed + k) % 4 * 4 + 3, 3 * k:3 * k + 2] = k

@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 from dataset_helpers import write_gray_png, write_image, write_palette_png
 
-from hseg_mm.hierarchy import ClassHierarchy
-
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 

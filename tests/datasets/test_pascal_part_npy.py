@@ -1,7 +1,6 @@
 """PascalPartNpyDataset and LoadNpyAnnotations: the seeds' layout read through its
 classes.txt, the same pictures as the standard layout, and every bad .npy named."""
 import os
-import os.path as osp
 import pickle
 
 import numpy as np

@@ -7,8 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from dataset_helpers import (H, W, build, pipeline, tiny_label, write_gray_png, write_image,
-                             write_palette_png)
+from dataset_helpers import H, W, build, pipeline, write_gray_png, write_palette_png
 
 from hseg_mm.hierarchy import PASCAL_PERSON_PART
 
