@@ -11,3 +11,4 @@ from .hierarchy import ClassHierarchy, HierarchyError  # noqa: E402
 
 __version__ = '0.1.0'
 __all__ = ['ClassHierarchy', 'HierarchyError', '__version__']
+from . import models  # noqa: F401,E402
