@@ -48,7 +48,8 @@ class HierarchicalHeadMixin:
     """Node scores, projection embedding, hierarchical losses and leaf inference.
 
     Args:
-        hierarchy: the class tree (nested mapping, preset name or `ClassHierarchy`).
+        hierarchy: the class tree (nested mapping, preset name or `ClassHierarchy`);
+            a hierarchical segmentor fills in its own when this is left out.
         inference: rule turning node logits into leaf scores at test time, one of
             'tree_min', 'path_sum', 'flat', 'level_argmax' (see
             `hseg_mm.models.inference`).
@@ -63,11 +64,14 @@ class HierarchicalHeadMixin:
     scores (N, L, H, W), channel l = label id l.
     """
 
-    def __init__(self, *args: Any, hierarchy: HierarchyLike, inference: str = 'tree_min',
-                 embedding_channels: Optional[int] = 256, **kwargs: Any) -> None:
-        ignore_index = kwargs.get('ignore_index', 255)
-        tree = build_hierarchy(hierarchy, ignore_index=ignore_index)
+    def __init__(self, *args: Any, hierarchy: Optional[HierarchyLike] = None,
+                 inference: str = 'tree_min', embedding_channels: Optional[int] = 256,
+                 **kwargs: Any) -> None:
         name = type(self).__name__
+        if hierarchy is None:
+            raise ValueError(f'{name}: no hierarchy; set model.hierarchy (the segmentor passes '
+                             'it to its heads) or the head\'s own hierarchy')
+        tree = build_hierarchy(hierarchy, ignore_index=kwargs.get('ignore_index', 255))
         for key in ('num_classes', 'out_channels'):
             if kwargs.get(key) not in (None, tree.num_nodes):
                 raise ValueError(

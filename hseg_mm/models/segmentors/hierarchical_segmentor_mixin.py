@@ -1,12 +1,15 @@
 """What the hierarchical segmentors add to mmseg's: leaf outputs and per-level predictions."""
 import copy
+import inspect
+from collections.abc import Mapping
 from typing import List, Optional, Union
 
 from mmengine.structures import PixelData
+from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptSampleList, SampleList
 from torch import Tensor, nn
 
-from ...hierarchy import ClassHierarchy
+from ...hierarchy import ClassHierarchy, build_hierarchy
 from ..decode_heads.hierarchical_head_mixin import HierarchicalHeadMixin
 from ..decode_heads.hierarchical_head_mixin import _same_tree
 from ..inference import level_predictions
@@ -17,6 +20,9 @@ __all__ = ['HierarchicalSegmentorMixin']
 class HierarchicalSegmentorMixin:
     """Mixed in before `EncoderDecoder` or `CascadeEncoderDecoder`.
 
+    - `hierarchy` given to the segmentor is passed to every hierarchical head
+      (decode and auxiliary) whose config leaves it out, so a config states the tree
+      once (`model = dict(hierarchy={{_base_.hierarchy}})`).
     - The hierarchy and inference rule are read from the last decode head; the
       segmentor's `num_classes` / `out_channels` are the number of LEAVES, the
       channels of what the head's `predict` returns (slide inference allocates them).
@@ -27,6 +33,30 @@ class HierarchicalSegmentorMixin:
     """
 
     hierarchy: ClassHierarchy
+
+    @staticmethod
+    def _fill_hierarchy(head_cfgs: Union[None, ConfigType, List[ConfigType]],
+                        hierarchy: Union[None, ClassHierarchy, Mapping, str], what: str
+                        ) -> Union[None, ConfigType, List[ConfigType]]:
+        """Head configs with `hierarchy` filled in where the head is hierarchical."""
+        if head_cfgs is None or hierarchy is None:
+            return head_cfgs
+        is_list = isinstance(head_cfgs, (list, tuple))
+        out = []
+        for i, cfg in enumerate(head_cfgs if is_list else [head_cfgs]):
+            cfg = copy.deepcopy(cfg)
+            head_type = cfg.get('type')
+            cls = head_type if inspect.isclass(head_type) else MODELS.get(head_type)
+            if cls is not None and issubclass(cls, HierarchicalHeadMixin):
+                if cfg.get('hierarchy') is None:
+                    cfg['hierarchy'] = hierarchy
+                elif not _same_tree(build_hierarchy(cfg['hierarchy']),
+                                    build_hierarchy(hierarchy)):
+                    name = f'{what}[{i}]' if is_list else what
+                    raise ValueError(f'{name} has another hierarchy than model.hierarchy; '
+                                     'leave it out to use the model\'s')
+            out.append(cfg)
+        return out if is_list else out[0]
 
     @property
     def hierarchical_head(self) -> HierarchicalHeadMixin:
