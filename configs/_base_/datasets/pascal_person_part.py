@@ -1,0 +1,68 @@
+# PASCAL-Person-Part, standard layout (1,716 train / 1,817 val), the HSSN recipe's
+# data pipeline: 480x480 crops of images resized to (1920, 480) x [0.5, 2.0].
+# Layouts on disk this reads (set data_prefix / split for yours):
+#   Graphonomy-style repack: JPEGImages/, SegmentationPart/, train_id.txt, val_id.txt
+#       (beside the folders or in list/);
+#   DeepLab release (+ VOC2010 JPEGImages/): pascal_person_part_gt/ and
+#       pascal_person_part_trainval_list/{train,val}.txt ("/JPEGImages/x.jpg
+#       /SegmentationPart/x.png" pairs): set seg_map_path='pascal_person_part_gt'.
+# Label ids on disk are mapped onto `hierarchy` by leaf name; a child config that
+# changes `hierarchy` must pass it to the datasets again.
+custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
+
+hierarchy = dict(
+    background=0,
+    body=dict(
+        upper_body=dict(head=1, torso=2, upper_arm=3, lower_arm=4),
+        lower_body=dict(upper_leg=5, lower_leg=6)))
+
+dataset_type = 'PascalPersonPartDataset'
+data_root = 'data/pascal_person_part'
+data_prefix = dict(img_path='JPEGImages', seg_map_path='SegmentationPart')
+img_scale = (1920, 480)
+crop_size = (480, 480)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadCheckedAnnotations'),  # palette PNGs read as ids, checked
+    dict(type='RandomResize', scale=img_scale, ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),  # no class has a side: no label swap
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    # annotations after Resize: metrics are computed at the original size
+    dict(type='LoadCheckedAnnotations'),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        hierarchy=hierarchy,
+        data_root=data_root,
+        data_prefix=data_prefix,
+        split='train',
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        hierarchy=hierarchy,
+        data_root=data_root,
+        data_prefix=data_prefix,
+        split='val',
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+val_evaluator = dict(type='HierarchicalIoUMetric', hierarchy=hierarchy)
+test_evaluator = val_evaluator

@@ -1,0 +1,60 @@
+# Synthetic people (hseg_mm/datasets/synthetic_people.py) for CPU demos and smoke
+# tests: 128x128 images in the standard layout, generated into data_root on first
+# use (about 2 s for 500 images), then read like PASCAL-Person-Part.
+custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
+
+hierarchy = dict(
+    background=0,
+    body=dict(
+        upper_body=dict(head=1, torso=2, upper_arm=3, lower_arm=4),
+        lower_body=dict(upper_leg=5, lower_leg=6)))
+
+dataset_type = 'SyntheticPeopleDataset'
+data_root = 'work_dirs/data/synthetic_people'
+generate = dict(num_train=400, num_val=100, size=(128, 128), seed=0)
+img_scale = (128, 128)
+crop_size = (128, 128)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadCheckedAnnotations'),
+    dict(type='RandomResize', scale=img_scale, ratio_range=(0.75, 1.5), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='LoadCheckedAnnotations'),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        hierarchy=hierarchy,
+        data_root=data_root,
+        generate=generate,
+        split='train',
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        hierarchy=hierarchy,
+        data_root=data_root,
+        generate=generate,
+        split='val',
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+val_evaluator = dict(type='HierarchicalIoUMetric', hierarchy=hierarchy)
+test_evaluator = val_evaluator

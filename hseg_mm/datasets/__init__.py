@@ -1,0 +1,12 @@
+"""PASCAL-Person-Part datasets (both layouts), checked label loading, synthetic people."""
+from .labels import DEFAULT_ALIASES, STANDARD_CLASSES, decode_label_map, layout_to_tree
+from .pascal_part_npy import PascalPartNpyDataset
+from .pascal_person_part import PascalPersonPartDataset
+from .synthetic_people import make_synthetic_people
+from .synthetic_people_dataset import SyntheticPeopleDataset
+from .transforms import LoadCheckedAnnotations, LoadNpyAnnotations
+
+__all__ = ['DEFAULT_ALIASES', 'STANDARD_CLASSES', 'decode_label_map', 'layout_to_tree',
+           'PascalPartNpyDataset', 'PascalPersonPartDataset', 'make_synthetic_people',
+           'SyntheticPeopleDataset',
+           'LoadCheckedAnnotations', 'LoadNpyAnnotations']

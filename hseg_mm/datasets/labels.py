@@ -1,0 +1,178 @@
+"""Label layouts on disk and their mapping onto the config's class tree.
+
+A layout knows its own id -> name table; its ids are mapped onto the tree's
+leaf ids by leaf NAME (never the other way round), so one tree serves every
+layout. `decode_label_map` turns a raw label array into tree ids and rejects,
+naming the file, anything that would otherwise be trained on as garbage.
+"""
+import os.path as osp
+import re
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from ..hierarchy import ClassHierarchy
+
+# PASCAL-Person-Part, standard ids (DeepLab release, Graphonomy, HSSN, SCHP, CDCL).
+STANDARD_CLASSES = ('background', 'head', 'torso', 'upper_arm', 'lower_arm', 'upper_leg',
+                    'lower_leg')
+
+# Other spellings of the same parts (the seeds' classes.txt, seed 001's tree).
+DEFAULT_ALIASES: Dict[str, str] = {
+    'bg': 'background', 'low_hand': 'lower_arm', 'up_hand': 'upper_arm',
+    'low_leg': 'lower_leg', 'up_leg': 'upper_leg'}
+
+
+def voc_colormap(n: int = 256) -> np.ndarray:
+    """The PASCAL VOC colour map (bit interleaving of the index), (n, 3) uint8 RGB."""
+    index = np.arange(n)
+    cmap = np.zeros((n, 3), dtype=np.int64)
+    for shift in range(8):
+        for c in range(3):
+            bit = (index >> (3 * shift + c)) & 1
+            cmap[:, c] |= bit << (7 - shift)
+    return cmap.astype(np.uint8)
+
+
+def voc_brightness_values(num_ids: int) -> List[int]:
+    """Grey values a VOC-palette label of ids 0..num_ids-1 (and the 255 border)
+    takes when read as grayscale instead of as palette indices.
+
+    Both truncating and rounding luma conversions are covered (PIL rounds,
+    others truncate): for the standard 7 classes 0, 38, 75, 113, 14/15, 52/53, 89/90.
+    """
+    cmap = voc_colormap(256)[list(range(num_ids)) + [255]].astype(np.float64)
+    luma = cmap @ np.array([0.299, 0.587, 0.114])
+    return sorted(set(np.floor(luma).astype(int).tolist()) | set(np.round(luma).astype(int).tolist()))
+
+
+def canonical_name(name: str, aliases: Mapping[str, str]) -> str:
+    return aliases.get(name, name)
+
+
+def layout_to_tree(layout_classes: Sequence[str], hierarchy: ClassHierarchy,
+                   aliases: Optional[Mapping[str, str]] = None,
+                   source: str = 'dataset') -> List[int]:
+    """Tree leaf id of every layout id, matched by (aliased) leaf name.
+
+    Args:
+        layout_classes: name of layout id i at position i.
+        hierarchy: the config's tree.
+        aliases: other spelling -> canonical name, applied to both sides.
+        source: what to name in the error (a file or a dataset).
+
+    Returns:
+        list, entry i = tree id of layout id i.
+    """
+    aliases = DEFAULT_ALIASES if aliases is None else aliases
+    tree = {canonical_name(n, aliases): lid for lid, n in enumerate(hierarchy.leaf_names)}
+    mapping, missing = [], []
+    for name in layout_classes:
+        key = canonical_name(name, aliases)
+        if key not in tree:
+            missing.append(name)
+        mapping.append(tree.get(key, -1))
+    if missing:
+        raise ValueError(
+            f'{source}: layout classes {missing} are not leaves of the hierarchy '
+            f'(leaves {hierarchy.leaf_names}; aliases {dict(aliases)}). Add them to the tree '
+            'or give an alias.')
+    if len(set(mapping)) != len(mapping):
+        raise ValueError(f'{source}: two layout classes of {list(layout_classes)} map to the '
+                         f'same leaf of {hierarchy.leaf_names}')
+    return mapping
+
+
+_CLASS_LINE = re.compile(r'^\s*(?:(\d+)\s*[:,=\s]\s*([^\s:,=]+)|([^\s:,=]+)\s*[:,=\s]\s*(\d+)|'
+                         r'([^\s:,=\d][^\s:,=]*))\s*$')
+
+
+def read_classes_file(path: str) -> List[str]:
+    """Layout class names by id from a classes.txt.
+
+    Accepts lines "0: bg", "0 bg", "bg: 0", "bg 0" or bare names (id = line
+    number among non-empty lines). Ids must be exactly 0..n-1.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'classes file not found: {path}')
+    with open(path) as f:
+        lines = [ln.strip() for ln in f if ln.strip()]
+    if not lines:
+        raise ValueError(f'{path}: empty classes file')
+    names: Dict[int, str] = {}
+    for i, line in enumerate(lines):
+        m = _CLASS_LINE.match(line)
+        if m is None:
+            raise ValueError(f'{path}: cannot parse line {line!r}; expected "id: name"')
+        if m.group(1) is not None:
+            cid, name = int(m.group(1)), m.group(2)
+        elif m.group(3) is not None:
+            cid, name = int(m.group(4)), m.group(3)
+        else:
+            cid, name = i, m.group(5)
+        if cid in names:
+            raise ValueError(f'{path}: class id {cid} given twice ({names[cid]!r}, {name!r})')
+        names[cid] = name
+    if sorted(names) != list(range(len(names))):
+        raise ValueError(f'{path}: class ids must be 0..{len(names) - 1}, got {sorted(names)}')
+    return [names[i] for i in range(len(names))]
+
+
+def leaf_palette(hierarchy: ClassHierarchy) -> List[List[int]]:
+    """One RGB colour per leaf id: the VOC colour map, which the standard layout's
+    palette PNGs use, so a label PNG and a rendered label look the same."""
+    return voc_colormap(hierarchy.num_leaves).tolist()
+
+
+def _present_values(raw: np.ndarray) -> np.ndarray:
+    # bincount is several times faster than np.unique on label-sized arrays.
+    if raw.size and raw.dtype.kind in 'ui' and raw.min() >= 0 and raw.max() < 1 << 16:
+        return np.flatnonzero(np.bincount(raw.ravel().astype(np.int64)))
+    return np.unique(raw)
+
+
+def decode_label_map(raw: np.ndarray, layout_to_tree_ids: Sequence[int], ignore_index: int,
+                     source: str, expected_shape: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Map a raw label array (layout ids) onto tree leaf ids, rejecting garbage.
+
+    Args:
+        raw: (H, W) integer layout ids, or the ignore index.
+        layout_to_tree_ids: entry i = tree id of layout id i.
+        ignore_index: kept as is.
+        source: the file, named in every error.
+        expected_shape: (H, W) of the image, checked when given.
+
+    Returns:
+        (H, W) uint8 tree leaf ids; `raw` is not modified.
+    """
+    if raw.ndim == 3 and raw.shape[2] in (3, 4):
+        raise ValueError(
+            f'{source}: colour label of shape {raw.shape}; class ids (one channel, or a '
+            'palette PNG whose indices are the ids) are expected. Convert colours to ids '
+            'first; a colour label is never trained on.')
+    if raw.ndim != 2:
+        raise ValueError(f'{source}: label of shape {raw.shape}; expected (H, W) class ids')
+    if raw.dtype.kind not in 'ui':
+        raise ValueError(f'{source}: label dtype {raw.dtype}; expected integer class ids')
+    if expected_shape is not None and tuple(raw.shape) != tuple(expected_shape[:2]):
+        raise ValueError(f'{source}: label size {tuple(raw.shape)} (H, W) differs from its '
+                         f'image size {tuple(expected_shape[:2])}')
+    if not 0 <= ignore_index <= 255:
+        raise ValueError(f'ignore index {ignore_index} does not fit a uint8 label map')
+    lut = np.full(max(len(layout_to_tree_ids), ignore_index + 1), -1, dtype=np.int64)
+    lut[:len(layout_to_tree_ids)] = layout_to_tree_ids
+    lut[ignore_index] = ignore_index
+    present = _present_values(raw)
+    bad = [int(v) for v in present if not (0 <= v < len(lut)) or lut[int(v)] < 0]
+    if bad:
+        hint = ''
+        brightness = voc_brightness_values(len(layout_to_tree_ids))
+        if set(present.tolist()) <= set(brightness):
+            hint = (f' These are the grey values {brightness} of VOC-palette ids read as '
+                    'grayscale: save the label as a palette PNG or as ids 0..'
+                    f'{len(layout_to_tree_ids) - 1}.')
+        raise ValueError(
+            f'{source}: label values {bad[:20]} are not layout ids 0..'
+            f'{len(layout_to_tree_ids) - 1} nor the ignore index {ignore_index}.{hint}')
+    # a uint8 table gathers in one pass and yields mmseg's label dtype directly
+    return lut.clip(0).astype(np.uint8)[raw]

@@ -1,0 +1,4 @@
+from .load_checked_annotations import LoadCheckedAnnotations
+from .load_npy_annotations import LoadNpyAnnotations
+
+__all__ = ['LoadCheckedAnnotations', 'LoadNpyAnnotations']

@@ -1,0 +1,60 @@
+import io
+from typing import Optional
+
+import mmengine.fileio as fileio
+import numpy as np
+from mmseg.datasets.transforms import LoadAnnotations
+from mmseg.registry import TRANSFORMS
+from PIL import Image
+
+from ..labels import decode_label_map
+
+
+@TRANSFORMS.register_module()
+class LoadCheckedAnnotations(LoadAnnotations):
+    """mmseg's `LoadAnnotations` that maps layout ids onto the tree and checks them.
+
+    Reads a label image as stored (a palette PNG gives its indices, never its
+    colours or brightness), maps the layout ids onto the config tree's leaf ids
+    with the table the dataset put in `results['layout_to_tree']`, and raises
+    one error naming the file for: an unreadable file, a colour (RGB) label,
+    grey values of a VOC palette read as grayscale, an id outside the layout,
+    or a label whose size differs from its image (`ori_shape`). Nothing is
+    mapped to background.
+
+    Required keys: seg_map_path, layout_to_tree, ignore_index, seg_fields;
+    ori_shape when an image was loaded before.
+    Added keys: gt_seg_map, (H, W) uint8 tree leaf ids or the ignore index.
+    """
+
+    def __init__(self, backend_args: Optional[dict] = None) -> None:
+        super().__init__(backend_args=backend_args)
+
+    def _read_raw(self, path: str) -> np.ndarray:
+        """The stored label array of `path`, unchanged."""
+        try:
+            data = fileio.get(path, backend_args=self.backend_args)
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+                return np.array(img)
+        except FileNotFoundError:
+            raise FileNotFoundError(f'label file not found: {path}') from None
+        except Exception as err:  # PIL raises several types for broken files
+            raise ValueError(f'{path}: unreadable label image ({err})') from None
+
+    def _load_seg_map(self, results: dict) -> None:
+        path = results['seg_map_path']
+        if 'layout_to_tree' not in results:
+            raise KeyError(f'{type(self).__name__} needs `layout_to_tree` in the data info '
+                           f'(set by PascalPersonPartDataset / PascalPartNpyDataset) for {path}')
+        if results.get('reduce_zero_label', False):
+            raise ValueError(f'{type(self).__name__}: reduce_zero_label is not supported; '
+                             'give the tree a background leaf instead')
+        raw = self._read_raw(path)
+        results['gt_seg_map'] = decode_label_map(
+            raw, results['layout_to_tree'], results.get('ignore_index', 255), path,
+            expected_shape=results.get('ori_shape'))
+        results['seg_fields'].append('gt_seg_map')
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(backend_args={self.backend_args})'
