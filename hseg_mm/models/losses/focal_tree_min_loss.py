@@ -109,6 +109,8 @@ def focal_tree_min_loss(cls_score: Tensor,
     """
     hierarchy = build_hierarchy(hierarchy)
     valid = check_inputs(cls_score, label, hierarchy, ignore_index, 'FocalTreeMinLoss')
+    # float32 under AMP too: a half-precision sum over every pixel and node overflows
+    cls_score = cls_score.float()
     z_min, z_max = tree_min_max(cls_score, hierarchy)
     # (L, V) path mask indexed by leaf id -> (N, H, W, V) -> (N, V, H, W)
     path_mask = torch.as_tensor(hierarchy.path_mask, device=cls_score.device)

@@ -64,6 +64,7 @@ def hierarchical_cross_entropy(cls_score: Tensor,
     hierarchy = build_hierarchy(hierarchy)
     valid = check_inputs(cls_score, label, hierarchy, ignore_index,
                          'HierarchicalCrossEntropyLoss')
+    cls_score = cls_score.float()  # float32 under AMP too, as mmseg's CE does via autocast
     levels = resolve_levels(levels, hierarchy)
     level_weights = as_weight_list(level_weights, len(levels), 'level_weights') \
         or [1.0] * len(levels)

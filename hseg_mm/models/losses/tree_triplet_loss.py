@@ -130,7 +130,7 @@ def tree_triplet_loss(embedding: Tensor,
     flat = embedding.flatten(2)
     index = torch.stack([anchor, positive, negative])  # (3, L, k) flat pixel ids
     hw = flat.shape[2]
-    feats = F.normalize(flat[index // hw, :, index % hw], dim=-1)  # (3, L, k, E)
+    feats = F.normalize(flat[index // hw, :, index % hw].float(), dim=-1)  # (3, L, k, E)
     a, p, n = feats.unbind(0)
     d_pos = 1 - (a * p).sum(-1)  # (L, k)
     d_neg = 1 - (a * n).sum(-1)
