@@ -24,7 +24,7 @@ from typing import Callable, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import hseg_mm  # noqa: E402  (shims before mmseg.models)
+import hseg_mm  # noqa: F401,E402  (shims before mmseg.models)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 

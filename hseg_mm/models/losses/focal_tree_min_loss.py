@@ -12,7 +12,7 @@ from ...hierarchy import ClassHierarchy, build_hierarchy
 from .utils import as_weight_list, check_inputs, reduce_pixel_loss, safe_labels
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=32)  # keyed by object identity; bounded for plain-function calls
 def _tree_index(hierarchy: ClassHierarchy) -> tuple:
     """Per-depth index lists for `tree_min_max`, built once per hierarchy object.
 
