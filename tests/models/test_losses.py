@@ -133,9 +133,11 @@ def test_focal_tree_min_ignore_and_gradients(person_tree):
     assert torch.allclose(other.grad, grad)
 
 
-def test_focal_tree_min_extreme_logits_finite(person_tree):
+@pytest.mark.parametrize('loss_fn', [focal_tree_min_loss, hierarchical_cross_entropy])
+def test_extreme_logits_finite(loss_fn, person_tree):
+    # +-200 saturates sigmoid/softmax in float32; log-space maths stays finite
     logits = torch.tensor([-200.0, 200.0]).repeat(5).view(1, 10, 1, 1).requires_grad_()
-    loss = focal_tree_min_loss(logits, torch.tensor([[[3]]]), person_tree)
+    loss = loss_fn(logits, torch.tensor([[[3]]]), person_tree)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
 
@@ -414,3 +416,27 @@ def test_triplet_module_and_bad_input(person_tree):
         loss_fn(None, label, embedding=torch.zeros(4, 4, 4))
     with pytest.raises(ValueError, match=r'label ids \[8\]'):
         loss_fn(None, torch.full((1, 4, 4), 8), embedding=torch.zeros(1, 4, 4, 4))
+
+
+def test_triplet_needs_no_process_group(person_tree, monkeypatch):
+    # No collective may run: without a process group it would raise, and under
+    # DDP ranks that sample different counts would hang in it.
+    def forbidden(*args, **kwargs):
+        raise AssertionError('TreeTripletLoss called a torch.distributed collective')
+
+    for name in ('all_reduce', 'all_gather', 'broadcast', 'barrier', 'reduce'):
+        monkeypatch.setattr(torch.distributed, name, forbidden)
+    emb = F.normalize(torch.randn(2, 4, 4, 4), dim=1).requires_grad_()
+    loss = TreeTripletLoss(person_tree)(None, torch.randint(0, 7, (2, 4, 4)), embedding=emb)
+    loss.backward()
+    assert torch.isfinite(loss) and not torch.distributed.is_initialized()
+
+
+def test_losses_half_precision_inputs(person_tree):
+    # under AMP the head's outputs may be half; the losses compute in float32
+    logits, label = random_inputs(person_tree, seed=9)
+    for loss_fn in (focal_tree_min_loss, hierarchical_cross_entropy):
+        full = loss_fn(logits, label, person_tree)
+        half = loss_fn(logits.detach().half(), label, person_tree)
+        assert half.dtype == torch.float32
+        assert half.item() == pytest.approx(full.item(), rel=1e-2)

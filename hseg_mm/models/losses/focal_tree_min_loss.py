@@ -12,7 +12,7 @@ from ...hierarchy import ClassHierarchy, build_hierarchy
 from .utils import as_weight_list, check_inputs, reduce_pixel_loss, safe_labels
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=32)  # keyed by object identity; bounded for plain-function calls
 def _tree_index(hierarchy: ClassHierarchy) -> tuple:
     """Per-depth index lists for `tree_min_max`, built once per hierarchy object.
 
@@ -109,14 +109,17 @@ def focal_tree_min_loss(cls_score: Tensor,
     """
     hierarchy = build_hierarchy(hierarchy)
     valid = check_inputs(cls_score, label, hierarchy, ignore_index, 'FocalTreeMinLoss')
+    # float32 under AMP too: a half-precision sum over every pixel and node overflows
+    cls_score = cls_score.float()
     z_min, z_max = tree_min_max(cls_score, hierarchy)
     # (L, V) path mask indexed by leaf id -> (N, H, W, V) -> (N, V, H, W)
-    path_mask = hierarchy.path_mask_tensor(cls_score.device, cls_score.dtype)
+    path_mask = torch.as_tensor(hierarchy.path_mask, device=cls_score.device)
     target = path_mask[safe_labels(label, valid)].permute(0, 3, 1, 2)
-    # log p = logsigmoid(z), log(1 - p) = logsigmoid(-z): finite for any logit.
-    pos = -torch.exp(gamma * F.logsigmoid(-z_min)) * F.logsigmoid(z_min)
-    neg = -torch.exp(gamma * F.logsigmoid(z_max)) * F.logsigmoid(-z_max)
-    node_loss = target * pos + (1 - target) * neg
+    # Both terms have the form -(1 - sigmoid(u))^gamma log sigmoid(u): u = z_min
+    # on the path, u = -z_max off it (1 - sigmoid(z) = sigmoid(-z)); one pass,
+    # and logsigmoid keeps it finite for any logit.
+    u = torch.where(target, z_min, -z_max)
+    node_loss = -torch.exp(gamma * F.logsigmoid(-u)) * F.logsigmoid(u)
     if class_weight is not None:
         node_loss = node_loss * cls_score.new_tensor(class_weight).view(1, -1, 1, 1)
     return reduce_pixel_loss(node_loss.sum(dim=1), valid, weight, reduction, avg_factor)

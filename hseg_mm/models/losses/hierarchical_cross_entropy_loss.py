@@ -64,6 +64,7 @@ def hierarchical_cross_entropy(cls_score: Tensor,
     hierarchy = build_hierarchy(hierarchy)
     valid = check_inputs(cls_score, label, hierarchy, ignore_index,
                          'HierarchicalCrossEntropyLoss')
+    cls_score = cls_score.float()  # float32 under AMP too, as mmseg's CE does via autocast
     levels = resolve_levels(levels, hierarchy)
     level_weights = as_weight_list(level_weights, len(levels), 'level_weights') \
         or [1.0] * len(levels)
@@ -79,14 +80,18 @@ def hierarchical_cross_entropy(cls_score: Tensor,
     total = cls_score.new_zeros(label.shape)
     for k, level_weight, cw in zip(levels, level_weights, class_weight):
         lut = torch.as_tensor(hierarchy.leaf_to_level[k], device=device)  # (L,)
-        # member[l', l] = leaves l' and l share their level-k class; the target
-        # class's log-probability is a logsumexp over the target's row.
-        member = lut.unsqueeze(1) == lut.unsqueeze(0)  # (L, L)
-        log_mask = torch.zeros(member.shape, dtype=cls_score.dtype, device=device)
-        log_mask = log_mask.masked_fill(~member, float('-inf'))
-        # (N, H, W, L) mask of the target's class members -> (N, L, H, W)
-        target_mask = log_mask[leaf].permute(0, 3, 1, 2)
-        nll = -torch.logsumexp(leaf_logp + target_mask, dim=1)  # (N, H, W)
+        if len(set(hierarchy.leaf_to_level[k].tolist())) == hierarchy.num_leaves:
+            # every class of this level is one leaf (e.g. the deepest level)
+            nll = -leaf_logp.gather(1, leaf.unsqueeze(1)).squeeze(1)
+        else:
+            # member[l', l] = leaves l' and l share their level-k class; the target
+            # class's log-probability is a logsumexp over the target's row.
+            member = lut.unsqueeze(1) == lut.unsqueeze(0)  # (L, L)
+            log_mask = torch.zeros(member.shape, dtype=cls_score.dtype, device=device)
+            log_mask = log_mask.masked_fill(~member, float('-inf'))
+            # (N, H, W, L) mask of the target's class members -> (N, L, H, W)
+            target_mask = log_mask[leaf].permute(0, 3, 1, 2)
+            nll = -torch.logsumexp(leaf_logp + target_mask, dim=1)  # (N, H, W)
         if cw is not None:
             size = hierarchy.level_sizes[k]
             cw = as_weight_list(cw, size, f'class_weight of level {k} '

@@ -125,8 +125,13 @@ def tree_triplet_loss(embedding: Tensor,
     label = resize_labels(label, embedding.shape[2:])
     anchor, positive, negative, use = sample_triplets(
         label, hierarchy, max_samples_per_class, ignore_index, generator)
-    feats = embedding.permute(0, 2, 3, 1).reshape(-1, embedding.shape[1])  # (P, E)
-    a, p, n = (F.normalize(feats[index], dim=-1) for index in (anchor, positive, negative))
+    # One gather straight from (N, E, h*w): no permuted copy of the embedding,
+    # and one (not three) embedding-sized gradient buffer in backward.
+    flat = embedding.flatten(2)
+    index = torch.stack([anchor, positive, negative])  # (3, L, k) flat pixel ids
+    hw = flat.shape[2]
+    feats = F.normalize(flat[index // hw, :, index % hw].float(), dim=-1)  # (3, L, k, E)
+    a, p, n = feats.unbind(0)
     d_pos = 1 - (a * p).sum(-1)  # (L, k)
     d_neg = 1 - (a * n).sum(-1)
     # where, not multiply: padding slots may point at ignored pixels
