@@ -45,12 +45,12 @@ def _check_image(path: str, backend_args) -> Tuple[Optional[Tuple[int, int]], Op
         data = fileio.get(path, backend_args=backend_args)
     except Exception as err:
         return None, f'{path}: unreadable image ({err})'
-    if path.lower().endswith(('.jpg', '.jpeg')) and \
-            not data.rstrip(b'\x00\r\n ').endswith(b'\xff\xd9'):
-        return None, f'{path}: truncated JPEG (no end-of-image marker)'
     img = mmcv.imfrombytes(data, flag='color', backend='cv2')
     if img is None:
         return None, f'{path}: corrupt or unreadable image'
+    if path.lower().endswith(('.jpg', '.jpeg')) and \
+            not data.rstrip(b'\x00\r\n ').endswith(b'\xff\xd9'):
+        return None, f'{path}: truncated JPEG (no end-of-image marker)'
     return img.shape[:2], None
 
 

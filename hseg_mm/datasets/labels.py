@@ -43,7 +43,8 @@ def voc_brightness_values(num_ids: int) -> List[int]:
     """
     cmap = voc_colormap(256)[list(range(num_ids)) + [255]].astype(np.float64)
     luma = cmap @ np.array([0.299, 0.587, 0.114])
-    return sorted(set(np.floor(luma).astype(int).tolist()) | set(np.round(luma).astype(int).tolist()))
+    values = set(np.floor(luma).astype(int).tolist()) | set(np.round(luma).astype(int).tolist())
+    return sorted(values)
 
 
 def canonical_name(name: str, aliases: Mapping[str, str]) -> str:

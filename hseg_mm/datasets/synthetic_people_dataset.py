@@ -52,6 +52,8 @@ def ensure_synthetic_people(data_root: str, settings: dict) -> None:
                              f'asks for {settings}; delete the folder to regenerate')
         return
     if osp.exists(data_root) and os.listdir(data_root):
+        if osp.exists(stamp):  # another process has just finished it
+            return ensure_synthetic_people(data_root, settings)
         raise ValueError(f'{data_root} is not empty and has no {_STAMP}: not overwriting it')
     # Written beside the target and renamed into place, so concurrent ranks never
     # read a half-written folder; the data is deterministic, the first rename wins.
