@@ -13,4 +13,5 @@ log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
 resume = False
-tta_model = dict(type='SegTTAModel')
+# Averages the views' leaf scores and derives every level from the average.
+tta_model = dict(type='HierarchicalSegTTAModel')

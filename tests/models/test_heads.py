@@ -58,11 +58,12 @@ def head_args(head, x):
 
 def samples(labels: torch.Tensor) -> list:
     out = []
-    for label in labels:
+    for i, label in enumerate(labels):
         s = SegDataSample()
         s.gt_sem_seg = PixelData(data=label[None])
         shape = tuple(label.shape)
-        s.set_metainfo(dict(img_shape=shape, ori_shape=shape, pad_shape=shape))
+        s.set_metainfo(dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
+                            img_path=f'image_{i}.jpg'))
         out.append(s)
     return out
 
@@ -311,3 +312,38 @@ def test_pretrained_weights_must_be_local_files(tmp_path):
     (tmp_path / 'resnet101_v1c.pth').write_bytes(b'')
     check_pretrained_weights(missing, dict(type='ResNetV1c'))  # exists: accepted
     check_pretrained_weights(None, dict(type='ResNetV1c'))  # from scratch: accepted
+
+
+def test_mmseg_tta_and_iou_metric_work_unchanged(person_tree):
+    from mmseg.evaluation import IoUMetric
+    model = deeplab_r18('pascal_person_part')
+    model.eval()
+    images, labels = images_and_labels(person_tree)
+    with torch.no_grad():
+        plain = model.predict(images, samples(labels))
+        flipped = samples(labels)
+        for s in flipped:
+            s.set_metainfo(dict(flip=True, flip_direction='horizontal'))
+        flip = model.predict(images.flip(3), flipped)
+    # The flipped pass is unflipped by postprocess_result: same leaf scores up to the
+    # network's own (small) asymmetry, and the levels come with it.
+    assert flip[0].pred_level_seg.data.shape == (3, 64, 64)
+    tta = MODELS.build(dict(type='SegTTAModel', module=model))
+    merged = tta.merge_preds([[plain[i], flip[i]] for i in range(2)])
+    assert [m.pred_sem_seg.data.shape for m in merged] == [(1, 64, 64)] * 2
+    # mmseg's TTA keeps the last view's levels; ours derives them from the merged scores.
+    tta = MODELS.build(dict(type='HierarchicalSegTTAModel', module=model))
+    merged = tta.merge_preds([[plain[i], flip[i]] for i in range(2)])
+    for i, m in enumerate(merged):
+        mean = (plain[i].seg_logits.data + flip[i].seg_logits.data) / 2
+        torch.testing.assert_close(m.seg_logits.data, mean)
+        assert torch.equal(m.pred_sem_seg.data[0], mean.argmax(0))
+    check_levels(merged, person_tree)
+
+    metric = IoUMetric(iou_metrics=['mIoU'])
+    metric.dataset_meta = dict(classes=person_tree.leaf_names)
+    # A perfect prediction gives 100 mIoU: the metric reads leaf ids from pred_sem_seg.
+    for s, label in zip(plain, labels):
+        s.pred_sem_seg = PixelData(data=torch.where(label == 255, 0, label)[None])
+    metric.process([], [s.to_dict() for s in plain])
+    assert metric.compute_metrics(metric.results)['mIoU'] == 100.0
