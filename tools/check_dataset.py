@@ -86,7 +86,8 @@ def check_split(dataset, name: str) -> Tuple[np.ndarray, int, List[str], int]:
         try:
             raw = reader._read_raw(seg_path)
             label = decode_label_map(raw, info['layout_to_tree'], info['ignore_index'],
-                                     seg_path, expected_shape=shape)
+                                     seg_path, expected_shape=shape,
+                                     voc_colours=getattr(reader, 'voc_colours', False))
         except Exception as err:
             problems.append(f'[{name}] {err}')
             continue

@@ -132,8 +132,48 @@ def _present_values(raw: np.ndarray) -> np.ndarray:
     return np.unique(raw)
 
 
+def voc_colours_to_ids(raw: np.ndarray, num_ids: int, ignore_index: int,
+                       source: str) -> np.ndarray:
+    """Explicit decoding of a label saved as VOC colours, or as their grey values.
+
+    Args:
+        raw: (H, W, 3|4) RGB(A) in the VOC colour map, or (H, W) grey values
+            of it (a palette label converted to grayscale).
+        num_ids: layout ids 0..num_ids-1; the VOC border colour (224, 224, 192)
+            and its grey value become `ignore_index`.
+
+    Returns:
+        (H, W) int64 layout ids or the ignore index; an unknown colour or grey
+        value raises, naming `source`.
+    """
+    cmap = voc_colormap(256)[list(range(num_ids)) + [255]].astype(np.int64)
+    targets = np.array(list(range(num_ids)) + [ignore_index])
+    if raw.ndim == 3 and raw.shape[2] in (3, 4):
+        rgb = raw[..., :3].astype(np.int64)
+        keys = (cmap[:, 0] << 16) | (cmap[:, 1] << 8) | cmap[:, 2]
+        packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        order = np.argsort(keys)
+        pos = np.searchsorted(keys[order], packed).clip(0, len(keys) - 1)
+        found = keys[order][pos] == packed
+        if not found.all():
+            colours = np.unique(rgb[~found].reshape(-1, 3), axis=0)[:5].tolist()
+            raise ValueError(f'{source}: colours {colours} are not VOC colours of ids 0..'
+                             f'{num_ids - 1}')
+        return targets[order][pos]
+    luma = cmap.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    lut = np.full(256, -1, dtype=np.int64)
+    for value, target in zip(luma, targets):  # truncating and rounding converters
+        lut[int(np.floor(value))] = lut[int(np.round(value))] = target
+    if raw.ndim != 2 or raw.dtype != np.uint8 or (lut[_present_values(raw)] < 0).any():
+        bad = sorted(set(_present_values(raw).tolist()) - set(np.flatnonzero(lut >= 0)))
+        raise ValueError(f'{source}: not a VOC-colour or VOC-grey label (values {bad[:20]} '
+                         'are neither)')
+    return lut[raw]
+
+
 def decode_label_map(raw: np.ndarray, layout_to_tree_ids: Sequence[int], ignore_index: int,
-                     source: str, expected_shape: Optional[Sequence[int]] = None) -> np.ndarray:
+                     source: str, expected_shape: Optional[Sequence[int]] = None,
+                     voc_colours: bool = False) -> np.ndarray:
     """Map a raw label array (layout ids) onto tree leaf ids, rejecting garbage.
 
     Args:
@@ -142,15 +182,26 @@ def decode_label_map(raw: np.ndarray, layout_to_tree_ids: Sequence[int], ignore_
         ignore_index: kept as is.
         source: the file, named in every error.
         expected_shape: (H, W) of the image, checked when given.
+        voc_colours: decode a colour label, or a label whose values are not
+            layout ids but VOC grey values, through the VOC colour map
+            (`voc_colours_to_ids`) instead of rejecting it. Off by default.
 
     Returns:
         (H, W) uint8 tree leaf ids; `raw` is not modified.
     """
+    num_ids = len(layout_to_tree_ids)
+    if voc_colours and raw.ndim == 3:
+        raw = voc_colours_to_ids(raw, num_ids, ignore_index, source)
+    elif voc_colours and raw.ndim == 2 and raw.dtype == np.uint8:
+        present = _present_values(raw)
+        if not all(v < num_ids or v == ignore_index for v in present.tolist()):
+            raw = voc_colours_to_ids(raw, num_ids, ignore_index, source)
     if raw.ndim == 3 and raw.shape[2] in (3, 4):
         raise ValueError(
             f'{source}: colour label of shape {raw.shape}; class ids (one channel, or a '
             'palette PNG whose indices are the ids) are expected. Convert colours to ids '
-            'first; a colour label is never trained on.')
+            'first, or decode VOC colours explicitly (LoadCheckedAnnotations(voc_colours=True)); '
+            'a colour label is never trained on.')
     if raw.ndim != 2:
         raise ValueError(f'{source}: label of shape {raw.shape}; expected (H, W) class ids')
     if raw.dtype.kind not in 'ui':
@@ -171,7 +222,8 @@ def decode_label_map(raw: np.ndarray, layout_to_tree_ids: Sequence[int], ignore_
         if set(present.tolist()) <= set(brightness):
             hint = (f' These are the grey values {brightness} of VOC-palette ids read as '
                     'grayscale: save the label as a palette PNG or as ids 0..'
-                    f'{len(layout_to_tree_ids) - 1}.')
+                    f'{len(layout_to_tree_ids) - 1}, or decode them explicitly '
+                    '(LoadCheckedAnnotations(voc_colours=True)).')
         raise ValueError(
             f'{source}: label values {bad[:20]} are not layout ids 0..'
             f'{len(layout_to_tree_ids) - 1} nor the ignore index {ignore_index}.{hint}')

@@ -102,3 +102,44 @@ def test_decode_checks_size():
     with pytest.raises(ValueError, match=r'lbl.png: label size \(2, 3\).*image size \(3, 2\)'):
         decode_label_map(np.zeros((2, 3), np.uint8), list(range(7)), 255, 'lbl.png',
                          expected_shape=(3, 2))
+
+
+# -------------------------------------------- explicit VOC colour decoding
+def voc_label():
+    lab = np.array([[0, 1, 2, 3], [4, 5, 6, 255]], dtype=np.uint8)
+    return lab, voc_colormap(256)[lab]  # ids and their colours, border 255 = (224, 224, 192)
+
+
+def test_voc_colours_decoded_only_when_asked():
+    lab, rgb = voc_label()
+    with pytest.raises(ValueError, match='colour label'):
+        decode_label_map(rgb, list(range(7)), 255, 'c.png')
+    assert np.array_equal(decode_label_map(rgb, list(range(7)), 255, 'c.png',
+                                           voc_colours=True), lab)
+    rgba = np.concatenate([rgb, np.full(lab.shape + (1,), 255, np.uint8)], axis=2)
+    assert np.array_equal(decode_label_map(rgba, list(range(7)), 255, 'c.png',
+                                           voc_colours=True), lab)
+
+
+def test_voc_grey_values_decoded_when_asked():
+    lab, _ = voc_label()
+    # rounding converter (PIL): 0, 38, 75, 113, 15, 53, 90, border 220
+    grey = np.array([[0, 38, 75, 113], [15, 53, 90, 220]], dtype=np.uint8)
+    assert np.array_equal(decode_label_map(grey, list(range(7)), 255, 'g.png',
+                                           voc_colours=True), lab)
+    # truncating converters give 14, 52, 89 for ids 4, 5, 6
+    trunc = np.array([[14, 52, 89]], dtype=np.uint8)
+    assert decode_label_map(trunc, list(range(7)), 255, 'g.png',
+                            voc_colours=True).tolist() == [[4, 5, 6]]
+    # labels that already hold ids are left alone
+    assert np.array_equal(decode_label_map(lab, list(range(7)), 255, 'g.png',
+                                           voc_colours=True), lab)
+
+
+def test_voc_decoding_rejects_unknown_values():
+    with pytest.raises(ValueError, match=r'c.png: colours \[\[1, 2, 3\]\]'):
+        decode_label_map(np.array([[[1, 2, 3], [128, 0, 0]]], np.uint8), list(range(7)), 255,
+                         'c.png', voc_colours=True)
+    with pytest.raises(ValueError, match=r'g.png: not a VOC.*\[40\]'):
+        decode_label_map(np.array([[0, 38, 40]], np.uint8), list(range(7)), 255, 'g.png',
+                         voc_colours=True)

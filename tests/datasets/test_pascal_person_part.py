@@ -200,3 +200,15 @@ def test_label_removed_after_build(standard_root):
     shutil.rmtree(osp.join(root, 'SegmentationPart'))
     with pytest.raises(FileNotFoundError, match='a.png'):
         ds[0]
+
+
+def test_rgb_label_decoded_when_asked(standard_root):
+    root, labels = standard_root
+    from PIL import Image
+    from hseg_mm.datasets.labels import voc_colormap
+    Image.fromarray(voc_colormap(7)[labels['a']]).save(
+        osp.join(root, 'SegmentationPart', 'a.png'))
+    ds = build(dataset_cfg(root, pipeline=[dict(type='LoadImageFromFile'),
+                                           dict(type='LoadCheckedAnnotations',
+                                                voc_colours=True)]))
+    assert np.array_equal(ds[0]['gt_seg_map'], labels['a'])

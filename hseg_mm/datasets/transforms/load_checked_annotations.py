@@ -22,13 +22,20 @@ class LoadCheckedAnnotations(LoadAnnotations):
     or a label whose size differs from its image (`ori_shape`). Nothing is
     mapped to background.
 
+    Args:
+        voc_colours: decode labels saved as VOC colours (RGB) or as their grey
+            values (a palette label converted to grayscale) back to ids, instead
+            of rejecting them; an unknown colour is still an error.
+        backend_args: mmengine file backend arguments.
+
     Required keys: seg_map_path, layout_to_tree, ignore_index, seg_fields;
     ori_shape when an image was loaded before.
     Added keys: gt_seg_map, (H, W) uint8 tree leaf ids or the ignore index.
     """
 
-    def __init__(self, backend_args: Optional[dict] = None) -> None:
+    def __init__(self, voc_colours: bool = False, backend_args: Optional[dict] = None) -> None:
         super().__init__(backend_args=backend_args)
+        self.voc_colours = voc_colours
 
     def _read_raw(self, path: str) -> np.ndarray:
         """The stored label array of `path`, unchanged."""
@@ -53,8 +60,9 @@ class LoadCheckedAnnotations(LoadAnnotations):
         raw = self._read_raw(path)
         results['gt_seg_map'] = decode_label_map(
             raw, results['layout_to_tree'], results.get('ignore_index', 255), path,
-            expected_shape=results.get('ori_shape'))
+            expected_shape=results.get('ori_shape'), voc_colours=self.voc_colours)
         results['seg_fields'].append('gt_seg_map')
 
     def __repr__(self) -> str:
-        return f'{type(self).__name__}(backend_args={self.backend_args})'
+        return (f'{type(self).__name__}(voc_colours={self.voc_colours}, '
+                f'backend_args={self.backend_args})')
