@@ -94,7 +94,8 @@ def test_config_builds_trains_and_predicts(path):
 def _statements(path: str) -> list:
     with open(osp.join(ROOT, path)) as f:
         return [s for s in ast.parse(f.read()).body
-                if not (isinstance(s, ast.Assign) and s.targets[0].id in ('_base_', 'custom_imports'))]
+                if not (isinstance(s, ast.Assign)
+                        and s.targets[0].id in ('_base_', 'custom_imports'))]
 
 
 @pytest.mark.parametrize('path', [p for p in CONFIGS if osp.basename(p).startswith('flat_')
@@ -115,13 +116,14 @@ def test_flat_recipe_is_one_statement_over_hssn(path):
 
 
 def test_entry_points_are_thin():
-    assert {'configs/hssn_swin.py', 'configs/hssn_hrnet_ocr.py', 'configs/hssn_r101_deeplabv3plus.py',
-            'configs/flat_swin.py', 'configs/flat_hrnet_ocr.py',
-            'configs/flat_r101_deeplabv3plus.py'} <= set(THIN)
+    assert {'configs/hssn_swin.py', 'configs/hssn_hrnet_ocr.py',
+            'configs/hssn_r101_deeplabv3plus.py', 'configs/flat_swin.py',
+            'configs/flat_hrnet_ocr.py', 'configs/flat_r101_deeplabv3plus.py'} <= set(THIN)
 
 
 @pytest.mark.parametrize('path', sorted(THIN))
 def test_entry_point_gives_its_recipe(path):
     assert THIN[path] in MODEL_CONFIGS
-    entry, recipe = Config.fromfile(osp.join(ROOT, path)), Config.fromfile(osp.join(ROOT, THIN[path]))
+    entry = Config.fromfile(osp.join(ROOT, path))
+    recipe = Config.fromfile(osp.join(ROOT, THIN[path]))
     assert entry.to_dict() == recipe.to_dict()

@@ -1,6 +1,6 @@
 # HSSN with UPerNet on Swin-B (window 12, ImageNet-22k 384), mmseg's Swin recipe (AdamW 6e-5).
 # PASCAL-Person-Part, 480x480 crops, 4 GPUs x 4 images, SyncBN, 30k iterations
-# (`bash tools/dist_train.sh configs/hssn_swin.py 4`, add `--amp` for mixed precision).
+# `bash tools/dist_train.sh configs/hssn_swin.py 4` (add `--amp` for mixed precision).
 _base_ = [
     '../_base_/models/hssn_upernet_swin-b.py', '../_base_/datasets/pascal_person_part.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_30k_adamw.py'

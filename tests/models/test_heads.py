@@ -13,7 +13,6 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from hseg_mm.hierarchy import ClassHierarchy
 from hseg_mm.models import leaf_scores
 from hseg_mm.models.segmentors import check_pretrained_weights
 
@@ -303,7 +302,8 @@ def test_segmentor_bad_arguments(person_tree):
 
 def test_pretrained_weights_must_be_local_files(tmp_path):
     missing = str(tmp_path / 'resnet101_v1c.pth')
-    with pytest.raises(FileNotFoundError, match=r"resnet101_v1c.pth' \(config key model.pretrained\)"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"resnet101_v1c.pth' \(config key model.pretrained\)"):
         check_pretrained_weights(missing, dict(type='ResNetV1c'))
     with pytest.raises(FileNotFoundError, match=r'model.backbone.init_cfg.checkpoint'):
         check_pretrained_weights(None, dict(init_cfg=dict(type='Pretrained', checkpoint=missing)))
