@@ -126,7 +126,7 @@ def test_head_loss_keys_and_embedding(name, person_tree):
     assert head._embedding is None  # dropped after the loss
 
 
-def test_embedding_only_when_training_and_needed(person_tree):
+def test_embedding_only_in_loss_and_when_needed(person_tree):
     flat = build_head('HierarchicalFCNHead', person_tree, losses=FLAT_LOSSES, inference='flat')
     assert flat.projection is None  # no loss takes an embedding: no unused parameters
     hssn = build_head('HierarchicalFCNHead', person_tree)

@@ -6,7 +6,8 @@ FCNHead)``), it changes four things and leaves the head's forward alone:
 - the classifier scores every tree node: ``num_classes = hierarchy.num_nodes``, channel
   order ``hierarchy.node_names``;
 - a projection embedding (the HSSN tree-triplet loss needs one) is tapped from the
-  feature that enters ``cls_seg``: every mmseg head funnels its last feature through it;
+  feature that enters ``cls_seg``: every mmseg head funnels its last feature through it.
+  It is built only if a loss takes an `embedding`, and computed only inside ``loss``;
 - ``loss_by_feat`` gives every loss the node logits, the leaf labels and the embedding;
 - ``predict_by_feat`` returns LEAF scores (N, L, H, W) by the inference rule, so mmseg's
   whole/slide inference, TTA and IoUMetric work on them unchanged.
@@ -133,7 +134,8 @@ class HierarchicalHeadMixin:
     def cls_seg(self, feat: Tensor) -> Tensor:
         """Node logits (N, V, h, w) from the head's last feature (N, channels, h, w).
 
-        While `loss` runs, also keeps the L2-normalised embedding (N, E, h, w).
+        While `loss` runs (and only then: never in `forward` or `predict`), also keeps
+        the L2-normalised embedding (N, E, h, w) for the losses.
         """
         if self._capture_embedding:
             self._embedding = F.normalize(self.projection(feat), p=2, dim=1)
@@ -141,7 +143,7 @@ class HierarchicalHeadMixin:
 
     def loss(self, *args: Any, **kwargs: Any) -> Dict[str, Tensor]:
         """mmseg's `loss` (single or cascade signature), with the embedding captured."""
-        self._capture_embedding = self.training and self.projection is not None
+        self._capture_embedding = self.projection is not None
         try:
             return super().loss(*args, **kwargs)
         finally:
