@@ -116,13 +116,15 @@ def focal_tree_min_loss(cls_score: Tensor,
     path_mask = torch.as_tensor(hierarchy.path_mask, device=cls_score.device)
     target = path_mask[safe_labels(label, valid)].permute(0, 3, 1, 2)
     # Both terms have the form -(1 - sigmoid(u))^gamma log sigmoid(u): u = z_min
-    # on the path, u = -z_max off it (1 - sigmoid(z) = sigmoid(-z)); one pass,
-    # and logsigmoid keeps it finite for any logit.
+    # on the path, u = -z_max off it (1 - sigmoid(z) = sigmoid(-z)). With
+    # log sigmoid(-u) = log sigmoid(u) - u one logsigmoid serves both factors,
+    # finite for any logit.
     u = torch.where(target, z_min, -z_max)
-    node_loss = -torch.exp(gamma * F.logsigmoid(-u)) * F.logsigmoid(u)
+    log_p = F.logsigmoid(u)
+    node_loss = torch.exp((log_p - u) * gamma) * log_p  # negated once, per pixel, below
     if class_weight is not None:
         node_loss = node_loss * cls_score.new_tensor(class_weight).view(1, -1, 1, 1)
-    return reduce_pixel_loss(node_loss.sum(dim=1), valid, weight, reduction, avg_factor)
+    return reduce_pixel_loss(-node_loss.sum(dim=1), valid, weight, reduction, avg_factor)
 
 
 @MODELS.register_module()
