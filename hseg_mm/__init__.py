@@ -12,3 +12,4 @@ from . import datasets, evaluation, visualization  # noqa: F401,E402
 
 __version__ = '0.1.0'
 __all__ = ['ClassHierarchy', 'HierarchyError', '__version__']
+from . import models  # noqa: F401,E402

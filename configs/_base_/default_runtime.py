@@ -1,0 +1,17 @@
+# Runtime shared by every recipe: mmseg's defaults plus TensorBoard.
+default_scope = 'mmseg'
+env_cfg = dict(
+    cudnn_benchmark=True,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+# Scalars (losses, lr, per-level mIoU) and images go to TensorBoard as well as to disk:
+# `tensorboard --logdir work_dirs/<config>/<timestamp>/vis_data`.
+vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(by_epoch=False)
+log_level = 'INFO'
+load_from = None
+resume = False
+# Averages the views' leaf scores and derives every level from the average.
+tta_model = dict(type='HierarchicalSegTTAModel')

@@ -1,0 +1,9 @@
+"""Hierarchical decode heads: mmseg heads scoring every tree node, sharing one mixin."""
+from .hierarchical_depthwise_separable_aspp_head import HierarchicalDepthwiseSeparableASPPHead
+from .hierarchical_fcn_head import HierarchicalFCNHead
+from .hierarchical_head_mixin import HierarchicalHeadMixin
+from .hierarchical_ocr_head import HierarchicalOCRHead
+from .hierarchical_uper_head import HierarchicalUPerHead
+
+__all__ = ['HierarchicalHeadMixin', 'HierarchicalDepthwiseSeparableASPPHead',
+           'HierarchicalFCNHead', 'HierarchicalOCRHead', 'HierarchicalUPerHead']

@@ -1,0 +1,190 @@
+"""What turns any mmseg decode head into a hierarchical one.
+
+Mixed in before an mmseg head class (``class HierarchicalFCNHead(HierarchicalHeadMixin,
+FCNHead)``), it changes four things and leaves the head's forward alone:
+
+- the classifier scores every tree node: ``num_classes = hierarchy.num_nodes``, channel
+  order ``hierarchy.node_names``;
+- a projection embedding (the HSSN tree-triplet loss needs one) is tapped from the
+  feature that enters ``cls_seg``: every mmseg head funnels its last feature through it.
+  It is built only if a loss takes an `embedding`, and computed only inside ``loss``;
+- ``loss_by_feat`` gives every loss the node logits, the leaf labels and the embedding;
+- ``predict_by_feat`` returns LEAF scores (N, L, H, W) by the inference rule, so mmseg's
+  whole/slide inference, TTA and IoUMetric work on them unchanged.
+"""
+import inspect
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmseg.models.losses import accuracy
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from mmseg.utils import SampleList
+from torch import Tensor
+
+from ...hierarchy import ClassHierarchy, build_hierarchy
+from ..inference import check_rule, leaf_scores
+
+__all__ = ['HierarchicalHeadMixin']
+
+HierarchyLike = Union[ClassHierarchy, Mapping, str]
+
+
+def _loss_class(cfg: Mapping) -> type:
+    loss_type = cfg.get('type')
+    cls = loss_type if inspect.isclass(loss_type) else MODELS.get(loss_type)
+    if cls is None:
+        raise KeyError(f'loss type {loss_type!r} is not registered in mmseg.registry.MODELS')
+    return cls
+
+
+def _same_tree(a: ClassHierarchy, b: ClassHierarchy) -> bool:
+    return a.node_paths == b.node_paths and a.node_label_ids == b.node_label_ids
+
+
+class HierarchicalHeadMixin:
+    """Node scores, projection embedding, hierarchical losses and leaf inference.
+
+    Args:
+        hierarchy: the class tree (nested mapping, preset name or `ClassHierarchy`);
+            a hierarchical segmentor fills in its own when this is left out.
+        inference: rule turning node logits into leaf scores at test time, one of
+            'tree_min', 'path_sum', 'flat', 'level_argmax' (see
+            `hseg_mm.models.inference`).
+        embedding_channels: width of the L2-normalised projection embedding
+            handed to the losses; built only when a loss in `loss_decode` takes
+            an `embedding` argument. None: no embedding (such a loss then fails).
+        **kwargs: the mmseg head's own arguments. `num_classes` may be left out
+            (it is the number of tree nodes); `loss_decode` must hold losses that
+            take `hierarchy=` (the head passes its own tree to those that lack it).
+
+    Shapes: `forward` returns node logits (N, V, h, w); `predict` returns leaf
+    scores (N, L, H, W), channel l = label id l.
+    """
+
+    def __init__(self, *args: Any, hierarchy: Optional[HierarchyLike] = None,
+                 inference: str = 'tree_min', embedding_channels: Optional[int] = 256,
+                 **kwargs: Any) -> None:
+        name = type(self).__name__
+        if hierarchy is None:
+            raise ValueError(f'{name}: no hierarchy; set model.hierarchy (the segmentor passes '
+                             'it to its heads) or the head\'s own hierarchy')
+        tree = build_hierarchy(hierarchy, ignore_index=kwargs.get('ignore_index', 255))
+        for key in ('num_classes', 'out_channels'):
+            if kwargs.get(key) not in (None, tree.num_nodes):
+                raise ValueError(
+                    f'{name}: {key}={kwargs[key]} but the hierarchy has {tree.num_nodes} nodes '
+                    f'({tree.node_names}); leave {key} out, the head sets it from the tree')
+        kwargs.pop('out_channels', None)
+        kwargs['num_classes'] = tree.num_nodes
+        if kwargs.get('sampler') is not None:
+            # mmseg's OHEM sampler scores pixels with a softmax over the channels,
+            # which is meaningless for independent node scores.
+            raise ValueError(f'{name}: pixel samplers are not supported by hierarchical heads')
+        if 'loss_decode' not in kwargs:
+            raise ValueError(f'{name}: give loss_decode (e.g. FocalTreeMinLoss); mmseg\'s '
+                             'default CrossEntropyLoss does not read node scores')
+        kwargs['loss_decode'] = self._loss_configs(kwargs['loss_decode'], tree, name)
+        super().__init__(*args, **kwargs)
+
+        self.hierarchy = tree
+        self.inference = check_rule(inference)
+        self.embedding_channels = embedding_channels
+        losses = self.loss_decode if isinstance(self.loss_decode, nn.ModuleList) \
+            else [self.loss_decode]
+        needs = [type(m).__name__ for m in losses
+                 if 'embedding' in inspect.signature(m.forward).parameters]
+        if needs and not embedding_channels:
+            raise ValueError(f'{name}: {needs} need the projection embedding; set '
+                             'embedding_channels (e.g. 256)')
+        # Built only when used, so DDP never sees parameters without gradients.
+        self.projection = nn.Sequential(
+            ConvModule(self.channels, self.channels, 1, conv_cfg=self.conv_cfg,
+                       norm_cfg=self.norm_cfg, act_cfg=self.act_cfg),
+            nn.Conv2d(self.channels, embedding_channels, 1)) if needs else None
+        self._capture_embedding = False
+        self._embedding: Optional[Tensor] = None
+
+    @staticmethod
+    def _loss_configs(loss_decode: Union[Mapping, Sequence[Mapping]], tree: ClassHierarchy,
+                      name: str) -> List[dict]:
+        """Loss configs with the head's tree filled in; a loss without a tree is refused."""
+        cfgs = [loss_decode] if isinstance(loss_decode, Mapping) else list(loss_decode)
+        out = []
+        for cfg in cfgs:
+            cls = _loss_class(cfg)
+            if 'hierarchy' not in inspect.signature(cls.__init__).parameters:
+                raise ValueError(
+                    f'{name}: loss {cls.__name__} takes no hierarchy, so it cannot read node '
+                    'scores (channel order hierarchy.node_names); use FocalTreeMinLoss, '
+                    'TreeTripletLoss or HierarchicalCrossEntropyLoss')
+            cfg = dict(cfg)
+            if cfg.get('hierarchy') is None:
+                cfg['hierarchy'] = tree
+            elif not _same_tree(build_hierarchy(cfg['hierarchy'], tree.ignore_index), tree):
+                raise ValueError(f'{name}: loss {cls.__name__} was given another hierarchy '
+                                 'than the head; leave its hierarchy out to use the head\'s')
+            out.append(cfg)
+        return out
+
+    # ---------------------------------------------------------------- forward
+    def cls_seg(self, feat: Tensor) -> Tensor:
+        """Node logits (N, V, h, w) from the head's last feature (N, channels, h, w).
+
+        While `loss` runs (and only then: never in `forward` or `predict`), also keeps
+        the L2-normalised embedding (N, E, h, w) for the losses.
+        """
+        if self._capture_embedding:
+            self._embedding = F.normalize(self.projection(feat), p=2, dim=1)
+        return super().cls_seg(feat)
+
+    def loss(self, *args: Any, **kwargs: Any) -> Dict[str, Tensor]:
+        """mmseg's `loss` (single or cascade signature), with the embedding captured."""
+        self._capture_embedding = self.projection is not None
+        try:
+            return super().loss(*args, **kwargs)
+        finally:
+            self._capture_embedding = False
+            self._embedding = None
+
+    # ------------------------------------------------------------------ loss
+    def loss_by_feat(self, seg_logits: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """Every loss of `loss_decode` on the node logits, plus leaf accuracy.
+
+        Args:
+            seg_logits: node logits (N, V, h, w), resized here to the label size.
+            batch_data_samples: carry `gt_sem_seg` (1, H, W) leaf ids.
+
+        Returns:
+            {loss_name: loss} (same names summed, as mmseg does) and 'acc_seg',
+            the pixel accuracy of the leaf prediction by the inference rule.
+        """
+        seg_label = self._stack_batch_gt(batch_data_samples)
+        seg_logits = resize(seg_logits, size=seg_label.shape[2:], mode='bilinear',
+                            align_corners=self.align_corners)
+        seg_label = seg_label.squeeze(1)
+        losses_decode = self.loss_decode if isinstance(self.loss_decode, nn.ModuleList) \
+            else [self.loss_decode]
+        loss: Dict[str, Tensor] = dict()
+        for loss_decode in losses_decode:
+            value = loss_decode(seg_logits, seg_label, weight=None,
+                                ignore_index=self.ignore_index, embedding=self._embedding)
+            name = loss_decode.loss_name
+            loss[name] = loss[name] + value if name in loss else value
+        with torch.no_grad():
+            leaf = leaf_scores(seg_logits.detach(), self.hierarchy, self.inference)
+            loss['acc_seg'] = accuracy(leaf, seg_label, ignore_index=self.ignore_index)
+        return loss
+
+    # ------------------------------------------------------------- inference
+    def predict_by_feat(self, seg_logits: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """Leaf scores (N, L, H, W) at the input size from node logits (N, V, h, w)."""
+        node_logits = super().predict_by_feat(seg_logits, batch_img_metas)
+        return leaf_scores(node_logits, self.hierarchy, self.inference)
+
+    def extra_repr(self) -> str:
+        return (f'{super().extra_repr()}, inference={self.inference}, '
+                f'nodes={self.hierarchy.node_names}')

@@ -1,0 +1,115 @@
+"""Inference rules: node scores -> leaf scores -> a prediction at every level.
+
+A hierarchical head outputs one logit per tree node, (N, V, H, W), channels in
+`hierarchy.node_names` order. `leaf_scores` turns them into one score per leaf
+class, (N, L, H, W) with channel l = label id l, so mmseg's metrics and test-time
+augmentation work on them unchanged. `level_predictions` turns leaf scores into
+class indices for every level, (N, D, H, W).
+
+Rules:
+
+- ``'tree_min'`` (HSSN paper): score of a leaf = min of the sigmoid scores of the
+  nodes on its root-to-leaf path.
+- ``'path_sum'`` (HSSN release): score of a leaf = sum over levels of the sigmoid
+  score of its node at that level. A leaf that sits higher than the deepest level
+  (e.g. background) counts once per level it is carried down to, as the release
+  did with one background channel per level; so every path has `num_levels` terms
+  and shallow leaves are not penalised for having fewer nodes.
+- ``'flat'`` (Weber et al. 2024): softmax over the leaf-node channels; a parent's
+  score is the sum of its children's.
+- ``'level_argmax'``: the same leaf softmax, summed to each level and argmaxed per
+  level independently; may be inconsistent across levels (kept to measure that).
+
+The first three derive every level from the leaf argmax, so a pixel's level-k
+class is always the ancestor of its leaf class (consistent by construction).
+"""
+from typing import List, Mapping, Union
+
+import torch
+from torch import Tensor
+
+from ..hierarchy import ClassHierarchy, build_hierarchy
+
+__all__ = ['INFERENCE_RULES', 'leaf_scores', 'level_predictions', 'check_rule']
+
+INFERENCE_RULES = ('tree_min', 'path_sum', 'flat', 'level_argmax')
+
+HierarchyLike = Union[ClassHierarchy, Mapping, str]
+
+
+def check_rule(rule: str) -> str:
+    """Return `rule` if it is an inference rule, else raise naming the valid ones."""
+    if rule not in INFERENCE_RULES:
+        raise ValueError(f'unknown inference rule {rule!r}; valid rules: '
+                         f'{", ".join(INFERENCE_RULES)}')
+    return rule
+
+
+def _leaf_path_index(hierarchy: ClassHierarchy, device: torch.device) -> Tensor:
+    """(L, D) node index of each leaf at each level (a carried leaf repeats)."""
+    return torch.as_tensor(hierarchy.leaf_paths, dtype=torch.long, device=device)
+
+
+def leaf_scores(node_logits: Tensor, hierarchy: HierarchyLike, rule: str = 'tree_min') -> Tensor:
+    """Score of every leaf class from the node logits.
+
+    Args:
+        node_logits: (N, V, H, W) (any number of trailing dims), one logit per
+            tree node in `hierarchy.node_names` order.
+        hierarchy: the class tree (or a config value for `build_hierarchy`).
+        rule: one of `INFERENCE_RULES`.
+
+    Returns:
+        (N, L, H, W), channel l = label id l. Sigmoid-based for 'tree_min'
+        (in [0, 1]) and 'path_sum' (in [0, D]); softmax probabilities for
+        'flat' and 'level_argmax'.
+    """
+    hierarchy = build_hierarchy(hierarchy)
+    check_rule(rule)
+    if node_logits.dim() < 2 or node_logits.shape[1] != hierarchy.num_nodes:
+        raise ValueError(
+            f'node_logits must be (N, V, ...) with V = {hierarchy.num_nodes} channels '
+            f'(one per node: {hierarchy.node_names}), got shape {tuple(node_logits.shape)}')
+    if rule in ('flat', 'level_argmax'):
+        leaf_index = torch.as_tensor(hierarchy.leaf_nodes, device=node_logits.device)
+        return node_logits.index_select(1, leaf_index).softmax(dim=1)
+
+    paths = _leaf_path_index(hierarchy, node_logits.device)  # (L, D)
+    # (N, L*D, ...) -> (N, L, D, ...): a handful of channels, cheap to gather.
+    gathered = node_logits.index_select(1, paths.flatten())
+    gathered = gathered.unflatten(1, paths.shape)
+    if rule == 'tree_min':
+        # sigmoid is monotonic: the min of sigmoids is the sigmoid of the min logit.
+        return gathered.amin(dim=2).sigmoid()
+    return gathered.sigmoid().sum(dim=2)  # path_sum
+
+
+def level_predictions(leaf_scores: Tensor, hierarchy: HierarchyLike,
+                      rule: str = 'tree_min') -> Tensor:
+    """Class index at every level from leaf scores.
+
+    Args:
+        leaf_scores: (N, L, H, W) (any number of trailing dims) from
+            `leaf_scores` with the same rule (possibly averaged over test-time
+            augmentations); for 'level_argmax' they must be probabilities.
+        hierarchy: the class tree (or a config value for `build_hierarchy`).
+        rule: one of `INFERENCE_RULES`.
+
+    Returns:
+        (N, D, H, W) long, level 0 (coarsest) first; class indices of each level
+        as in `hierarchy.levels`.
+    """
+    hierarchy = build_hierarchy(hierarchy)
+    check_rule(rule)
+    if leaf_scores.dim() < 2 or leaf_scores.shape[1] != hierarchy.num_leaves:
+        raise ValueError(
+            f'leaf_scores must be (N, L, ...) with L = {hierarchy.num_leaves} leaf classes '
+            f'({hierarchy.leaf_names}), got shape {tuple(leaf_scores.shape)}')
+    if rule == 'level_argmax':
+        levels: List[Tensor] = [p.argmax(dim=1) for p in hierarchy.sum_to_levels(leaf_scores)]
+        return torch.stack(levels, dim=1)
+    leaf = leaf_scores.argmax(dim=1)  # (N, H, W)
+    lut = torch.as_tensor(hierarchy.leaf_to_level, dtype=torch.long,
+                          device=leaf_scores.device)  # (D, L)
+    # lut[:, leaf] is (D, N, H, W); level axis goes second.
+    return lut[:, leaf].movedim(0, 1)

@@ -1,0 +1,12 @@
+"""Hierarchical losses: each a plain function plus a registered module."""
+from .focal_tree_min_loss import FocalTreeMinLoss, focal_tree_min_loss, tree_min_max
+from .hierarchical_cross_entropy_loss import (HierarchicalCrossEntropyLoss,
+                                              hierarchical_cross_entropy)
+from .tree_triplet_loss import (TreeTripletLoss, sample_triplets, scheduled_weight,
+                                tree_triplet_loss)
+
+__all__ = [
+    'FocalTreeMinLoss', 'focal_tree_min_loss', 'tree_min_max', 'HierarchicalCrossEntropyLoss',
+    'hierarchical_cross_entropy', 'TreeTripletLoss', 'tree_triplet_loss', 'sample_triplets',
+    'scheduled_weight'
+]

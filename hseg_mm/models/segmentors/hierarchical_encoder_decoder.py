@@ -1,0 +1,38 @@
+from collections.abc import Mapping
+from typing import Optional, Union
+
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
+
+from ...hierarchy import ClassHierarchy
+from .hierarchical_segmentor_mixin import HierarchicalSegmentorMixin
+from .pretrained import check_pretrained_weights
+
+
+@MODELS.register_module()
+class HierarchicalEncoderDecoder(HierarchicalSegmentorMixin, EncoderDecoder):
+    """mmseg's `EncoderDecoder` with a hierarchical decode head.
+
+    `predict` returns SegDataSamples with `seg_logits` = leaf scores (L, H, W),
+    `pred_sem_seg` = leaf ids (1, H, W) and `pred_level_seg` (D, H, W). Pretrained
+    weights must be local files (checked here, at build).
+
+    Args: as `EncoderDecoder`, and
+        hierarchy: the class tree, given to every hierarchical head whose config
+            leaves it out (None: each head states its own).
+    """
+
+    def __init__(self, backbone: ConfigType, decode_head: ConfigType,
+                 neck: OptConfigType = None, auxiliary_head: OptConfigType = None,
+                 train_cfg: OptConfigType = None, test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None, pretrained: Optional[str] = None,
+                 init_cfg: OptMultiConfig = None,
+                 hierarchy: Union[None, ClassHierarchy, Mapping, str] = None) -> None:
+        check_pretrained_weights(pretrained, backbone)
+        decode_head = self._fill_hierarchy(decode_head, hierarchy, 'decode_head')
+        auxiliary_head = self._fill_hierarchy(auxiliary_head, hierarchy, 'auxiliary_head')
+        super().__init__(backbone=backbone, decode_head=decode_head, neck=neck,
+                         auxiliary_head=auxiliary_head, train_cfg=train_cfg,
+                         test_cfg=test_cfg, data_preprocessor=data_preprocessor,
+                         pretrained=pretrained, init_cfg=init_cfg)

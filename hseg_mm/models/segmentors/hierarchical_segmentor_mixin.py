@@ -1,0 +1,117 @@
+"""What the hierarchical segmentors add to mmseg's: leaf outputs and per-level predictions."""
+import copy
+import inspect
+from collections.abc import Mapping
+from typing import List, Optional, Union
+
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, OptSampleList, SampleList
+from torch import Tensor, nn
+
+from ...hierarchy import ClassHierarchy, build_hierarchy
+from ..decode_heads.hierarchical_head_mixin import HierarchicalHeadMixin
+from ..decode_heads.hierarchical_head_mixin import _same_tree
+from ..inference import level_predictions
+
+__all__ = ['HierarchicalSegmentorMixin']
+
+
+class HierarchicalSegmentorMixin:
+    """Mixed in before `EncoderDecoder` or `CascadeEncoderDecoder`.
+
+    - `hierarchy` given to the segmentor is passed to every hierarchical head
+      (decode and auxiliary) whose config leaves it out, so a config states the tree
+      once (`model = dict(hierarchy={{_base_.hierarchy}})`).
+    - The hierarchy and inference rule are read from the last decode head; the
+      segmentor's `num_classes` / `out_channels` are the number of LEAVES, the
+      channels of what the head's `predict` returns (slide inference allocates them).
+    - Plain (non-hierarchical) auxiliary heads get `num_classes` = number of leaves
+      when their config leaves it out: the labels are leaf ids.
+    - `postprocess_result` also attaches `pred_level_seg`, a `PixelData` whose data is
+      (D, H, W) long, level 0 first, from the resized leaf scores by the head's rule.
+    """
+
+    hierarchy: ClassHierarchy
+
+    @staticmethod
+    def _fill_hierarchy(head_cfgs: Union[None, ConfigType, List[ConfigType]],
+                        hierarchy: Union[None, ClassHierarchy, Mapping, str], what: str
+                        ) -> Union[None, ConfigType, List[ConfigType]]:
+        """Head configs with `hierarchy` filled in where the head is hierarchical."""
+        if head_cfgs is None or hierarchy is None:
+            return head_cfgs
+        is_list = isinstance(head_cfgs, (list, tuple))
+        out = []
+        for i, cfg in enumerate(head_cfgs if is_list else [head_cfgs]):
+            cfg = copy.deepcopy(cfg)
+            head_type = cfg.get('type')
+            cls = head_type if inspect.isclass(head_type) else MODELS.get(head_type)
+            if cls is not None and issubclass(cls, HierarchicalHeadMixin):
+                if cfg.get('hierarchy') is None:
+                    cfg['hierarchy'] = hierarchy
+                elif not _same_tree(build_hierarchy(cfg['hierarchy']),
+                                    build_hierarchy(hierarchy)):
+                    name = f'{what}[{i}]' if is_list else what
+                    raise ValueError(f'{name} has another hierarchy than model.hierarchy; '
+                                     'leave it out to use the model\'s')
+            out.append(cfg)
+        return out if is_list else out[0]
+
+    @property
+    def hierarchical_head(self) -> HierarchicalHeadMixin:
+        """The decode head whose predictions are the segmentor's (the last stage)."""
+        heads = self.decode_head
+        return heads[-1] if isinstance(heads, nn.ModuleList) else heads
+
+    def _init_decode_head(self, decode_head: Union[ConfigType, List[ConfigType]]) -> None:
+        super()._init_decode_head(decode_head)
+        head = self.hierarchical_head
+        if not isinstance(head, HierarchicalHeadMixin):
+            raise TypeError(
+                f'{type(self).__name__} needs a hierarchical last decode head (e.g. '
+                f'HierarchicalDepthwiseSeparableASPPHead), got {type(head).__name__}')
+        self.hierarchy = head.hierarchy
+        stages = self.decode_head if isinstance(self.decode_head, nn.ModuleList) else []
+        for i, stage in enumerate(stages):
+            # A stage whose channels feed the next must score the same nodes.
+            if isinstance(stage, HierarchicalHeadMixin) and \
+                    not _same_tree(stage.hierarchy, self.hierarchy):
+                raise ValueError(f'decode_head[{i}] has another hierarchy than the last stage')
+        self.num_classes = self.out_channels = self.hierarchy.num_leaves
+
+    def _init_auxiliary_head(self, auxiliary_head: Optional[Union[ConfigType, List]]) -> None:
+        if auxiliary_head is None:
+            return super()._init_auxiliary_head(auxiliary_head)
+        cfgs = auxiliary_head if isinstance(auxiliary_head, list) else [auxiliary_head]
+        filled = []
+        for i, cfg in enumerate(cfgs):
+            cfg = copy.deepcopy(cfg)
+            if 'hierarchy' not in cfg:  # a plain mmseg head classifies leaf ids
+                leaves = self.hierarchy.num_leaves
+                if cfg.get('num_classes') is None:
+                    cfg['num_classes'] = leaves
+                elif cfg['num_classes'] != leaves:
+                    raise ValueError(
+                        f'auxiliary_head[{i}] ({cfg.get("type")}): num_classes='
+                        f'{cfg["num_classes"]} but the hierarchy has {leaves} leaves '
+                        f'{self.hierarchy.leaf_names}; leave num_classes out')
+            filled.append(cfg)
+        super()._init_auxiliary_head(filled if isinstance(auxiliary_head, list) else filled[0])
+
+    def postprocess_result(self, seg_logits: Tensor,
+                           data_samples: OptSampleList = None) -> SampleList:
+        """mmseg's results plus `pred_level_seg` (D, H, W) per sample.
+
+        Args:
+            seg_logits: leaf scores (N, L, H, W) from `inference`.
+            data_samples: as mmseg's `postprocess_result`.
+        """
+        data_samples = super().postprocess_result(seg_logits, data_samples)
+        rule = self.hierarchical_head.inference
+        for sample in data_samples:
+            # seg_logits is now unpadded, unflipped and at the original size.
+            leaf = sample.seg_logits.data.unsqueeze(0)
+            levels = level_predictions(leaf, self.hierarchy, rule)[0]
+            sample.set_data({'pred_level_seg': PixelData(data=levels)})
+        return data_samples

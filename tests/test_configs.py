@@ -1,0 +1,127 @@
+"""Every shipped config builds, trains one step and predicts on CPU (one test each).
+
+Each model runs at its full size (Swin-B, HRNetV2-W48, ResNet-101) on a 2 x 3 x 64 x 64
+batch: SyncBN reverted to BN, pretrained weights off (`pretrained=None`), the model's
+`loss` and `predict` called directly (the data preprocessor would pad to 480x480).
+One shrink, in this test only: Swin-B's third stage runs 2 blocks instead of 18 (at
+full depth it alone took ~17 s here on 2 shared cores); widths, heads and windows stay.
+"""
+import ast
+import glob
+import os.path as osp
+
+import hseg_mm  # noqa: F401  (before mmseg.models: installs the shims)
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.model.utils import revert_sync_batchnorm
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = sorted(
+    osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p.split(osp.sep))
+# A short entry point (configs/hssn_swin.py) that only names a recipe is checked to
+# give the recipe's exact config instead of training the same model twice.
+THIN = {}
+for _path in CONFIGS:
+    with open(osp.join(ROOT, _path)) as _f:
+        _body = [s for s in ast.parse(_f.read()).body
+                 if not (isinstance(s, ast.Assign) and s.targets[0].id == 'custom_imports')]
+    if osp.dirname(_path) == 'configs' and len(_body) == 1 and _body[0].targets[0].id == '_base_' \
+            and len(_body[0].value.elts) == 1:
+        THIN[_path] = osp.normpath(osp.join('configs', _body[0].value.elts[0].value))
+MODEL_CONFIGS = [p for p in CONFIGS if p not in THIN]
+
+
+init_default_scope('mmseg')  # what the Runner does from `default_scope`
+
+
+def _samples(labels: torch.Tensor) -> list:
+    samples = []
+    for label in labels:
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=label[None])
+        shape = tuple(label.shape)
+        sample.set_metainfo(dict(img_shape=shape, ori_shape=shape, pad_shape=shape))
+        samples.append(sample)
+    return samples
+
+
+def test_every_config_is_found():
+    # 3 HSSN + 3 flat recipes and their 6 short entry points (the lead's demo config may add more).
+    assert len(CONFIGS) >= 12, CONFIGS
+
+
+@pytest.mark.parametrize('path', MODEL_CONFIGS)
+def test_config_builds_trains_and_predicts(path):
+    cfg = Config.fromfile(osp.join(ROOT, path))
+    assert cfg.custom_imports == dict(imports=['hseg_mm'], allow_failed_imports=False)
+    pretrained = cfg.model.get('pretrained')
+    # Local weights only: nothing is downloaded at run time.
+    assert pretrained is None or (pretrained.startswith('work_dirs/') and '://' not in pretrained)
+    cfg.model.pretrained = None
+    if cfg.model.backbone.type == 'SwinTransformer':
+        cfg.model.backbone.depths = [2, 2, 2, 2]
+    torch.manual_seed(0)
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    tree = model.hierarchy  # read by the segmentor from its last decode head
+
+    images = torch.randn(2, 3, 64, 64)
+    labels = torch.randint(0, tree.num_leaves, (2, 64, 64))
+    labels[:, :5] = 255  # padding rows
+    model.train()
+    losses = model.loss(images, _samples(labels))
+    total = sum(v for k, v in losses.items() if k.startswith('loss') or '.loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+    model.eval()
+    with torch.no_grad():
+        results = model.predict(images, _samples(labels))
+    for r in results:
+        assert r.seg_logits.data.shape == (tree.num_leaves, 64, 64)
+        assert torch.isfinite(r.seg_logits.data).all()
+        assert r.pred_level_seg.data.shape == (tree.num_levels, 64, 64)
+
+
+def _statements(path: str) -> list:
+    with open(osp.join(ROOT, path)) as f:
+        return [s for s in ast.parse(f.read()).body
+                if not (isinstance(s, ast.Assign)
+                        and s.targets[0].id in ('_base_', 'custom_imports'))]
+
+
+@pytest.mark.parametrize('path', [p for p in CONFIGS if osp.basename(p).startswith('flat_')
+                                  and osp.dirname(p).endswith('flat')])
+def test_flat_recipe_is_one_statement_over_hssn(path):
+    statements = _statements(path)
+    assert len(statements) == 1 and statements[0].targets[0].id == 'model'
+    cfg = Config.fromfile(osp.join(ROOT, path))
+    heads = cfg.model.decode_head if isinstance(cfg.model.decode_head, list) \
+        else [cfg.model.decode_head]
+    for head in heads:
+        assert head.inference == 'flat'
+        assert [loss.type for loss in head.loss_decode] == ['HierarchicalCrossEntropyLoss']
+        assert head.loss_decode[0].levels == [-1]
+    hssn = Config.fromfile(osp.join(ROOT, path.replace('flat', 'hssn')))
+    assert hssn.model.backbone == cfg.model.backbone
+    assert hssn.optim_wrapper == cfg.optim_wrapper and hssn.train_dataloader == cfg.train_dataloader
+
+
+def test_entry_points_are_thin():
+    assert {'configs/hssn_swin.py', 'configs/hssn_hrnet_ocr.py',
+            'configs/hssn_r101_deeplabv3plus.py', 'configs/flat_swin.py',
+            'configs/flat_hrnet_ocr.py', 'configs/flat_r101_deeplabv3plus.py'} <= set(THIN)
+
+
+@pytest.mark.parametrize('path', sorted(THIN))
+def test_entry_point_gives_its_recipe(path):
+    assert THIN[path] in MODEL_CONFIGS
+    entry = Config.fromfile(osp.join(ROOT, path))
+    recipe = Config.fromfile(osp.join(ROOT, THIN[path]))
+    assert entry.to_dict() == recipe.to_dict()
