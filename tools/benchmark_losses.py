@@ -45,7 +45,9 @@ def parse_args() -> argparse.Namespace:
                         '--model-config a quarter of the crop)')
     parser.add_argument('--embed-dim', type=int, default=256)
     parser.add_argument('--max-samples-per-class', type=int, default=200)
-    parser.add_argument('--threads', type=int, default=2, help='torch.set_num_threads')
+    parser.add_argument('--threads', type=int, default=2,
+                        help='torch.set_num_threads; on a machine shared with other jobs, 1 '
+                        'gives stable timings (2 threads on 2 busy cores wait on each other)')
     parser.add_argument('--repeats', type=int, default=7, help='timed runs (median reported)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--model-config', help='also time one train_step of this config')

@@ -26,7 +26,7 @@ def _sample_pools(masks: Tensor, keys: Tensor, k: int) -> Tensor:
 
 
 def resize_labels(label: Tensor, size) -> Tensor:
-    """(N, H, W) labels resized to `size` = (h, w) with nearest, as a new tensor."""
+    """(N, H, W) labels at `size` = (h, w), nearest; the input is never written to."""
     if tuple(label.shape[1:]) == tuple(size):
         return label
     return F.interpolate(label.unsqueeze(1).float(), size=tuple(size),
@@ -47,7 +47,7 @@ def sample_triplets(label: Tensor,
     #positive pool, #negative pool, max_samples_per_class) triplets, each role
     drawn uniformly at random from the whole batch without replacement,
     independently per role (not the first pixels in raster order). No Python
-    loop and no device sync.
+    loop; the only device sync is the label check.
 
     Args:
         label: (N, h, w) leaf ids or `ignore_index`, at the embedding's size.
