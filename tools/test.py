@@ -13,7 +13,7 @@ from mmengine.config import DictAction
 
 import hseg_mm  # noqa: F401  (shims and registration first)
 from hseg_mm.engine.launch import (check_eval_metrics, load_config, prepare_runtime,
-                                   set_local_rank)
+                                   set_local_rank, skip_pretrained)
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,6 +45,7 @@ def main() -> None:
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg = prepare_runtime(cfg, args.launcher)
     cfg.load_from = args.checkpoint
+    skip_pretrained(cfg)
 
     if args.show or args.show_dir:
         hook = cfg.default_hooks.get('visualization')

@@ -8,7 +8,12 @@ env_cfg = dict(
 # Scalars (losses, lr, per-level mIoU) and images go to TensorBoard as well as to disk:
 # `tensorboard --logdir work_dirs/<config>/<timestamp>/vis_data`.
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
-visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+# Draws the input beside every level's ground truth and prediction; a recipe gives it
+# the tree (`visualizer = dict(hierarchy=...)`).
+visualizer = dict(
+    type='HierarchicalSegVisualizer', vis_backends=vis_backends, name='visualizer')
+# A few validation images, every level side by side, in TensorBoard at each validation.
+custom_hooks = [dict(type='HierarchicalVisualizationHook', num_images=4)]
 log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None

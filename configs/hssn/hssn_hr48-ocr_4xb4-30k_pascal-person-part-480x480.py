@@ -7,6 +7,7 @@ _base_ = [
 ]
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
 # The tree is stated once, by the dataset config; the segmentor hands it to its heads.
+visualizer = dict(hierarchy={{_base_.hierarchy}})
 model = dict(
     hierarchy={{_base_.hierarchy}}, data_preprocessor=dict(size={{_base_.crop_size}}))
 train_dataloader = dict(batch_size=4)

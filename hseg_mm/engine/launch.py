@@ -89,6 +89,16 @@ def _init_cpu_process_group(cfg: Config) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
+def skip_pretrained(cfg: Config) -> None:
+    """Testing loads every weight from the checkpoint: no backbone weights are needed."""
+    if 'pretrained' in cfg.model:
+        cfg.model.pretrained = None
+    backbone = cfg.model.get('backbone')
+    if isinstance(backbone, dict):
+        backbone.pop('pretrained', None)
+        backbone['init_cfg'] = None
+
+
 def set_local_rank(local_rank: int) -> None:
     """torchrun sets LOCAL_RANK; the old launcher passes --local-rank instead."""
     os.environ.setdefault('LOCAL_RANK', str(local_rank))

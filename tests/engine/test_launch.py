@@ -48,3 +48,11 @@ def test_eval_names():
     check_eval_metrics(['mIoU'])
     with pytest.raises(SystemExit, match='mDice'):
         check_eval_metrics(['mDice'])
+
+
+def test_skip_pretrained_for_testing():
+    from hseg_mm.engine.launch import skip_pretrained
+    cfg = Config(dict(model=dict(pretrained='missing.pth', backbone=dict(
+        type='ResNetV1c', init_cfg=dict(type='Pretrained', checkpoint='missing.pth')))))
+    skip_pretrained(cfg)
+    assert cfg.model.pretrained is None and cfg.model.backbone.init_cfg is None
