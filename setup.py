@@ -14,12 +14,13 @@ INSTALL_REQUIRES = [
     # mmseg.utils imports them but mmseg's wheel does not declare them.
     'ftfy',
     'regex',
+    # Unpinned: no known breakage.
     'albumentations',
     'tensorboard',
     'numpy',
-    'opencv-python-headless',
-    'tqdm',
+    'prettytable',  # the per-level table (also an mmseg dependency)
 ]
+# OpenCV comes with mmcv / mmcv-lite.
 # mmcv is not listed: full mmcv (with compiled ops, CUDA users) and mmcv-lite
 # (pure Python, `make` on CPU) are different distributions of the same package,
 # and pip cannot express "either". The README says which to install.
