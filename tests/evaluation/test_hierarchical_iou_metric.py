@@ -4,6 +4,7 @@ Person tree (conftest): level 1 = [background, body]; level 2 = [background,
 upper_body, lower_body]; level 3 = leaves by id: 0 background, 1 head, 2 torso,
 3 upper_arm, 4 lower_arm, 5 upper_leg, 6 lower_leg.
 """
+import numpy as np
 import pytest
 import torch
 from mmengine.structures import PixelData
@@ -181,3 +182,25 @@ def test_bad_samples():
         metric.process({}, [sample([[0, 1]], [[0, 1, 1]])])
     with pytest.raises(KeyError, match='neither'):
         metric.process({}, [sample([[0, 1]])])
+
+
+def test_output_dir_saves_every_level(tmp_path):
+    from PIL import Image
+    s = sample([[0, 6]], [[0, 6]])
+    s['img_path'] = 'somewhere/2008_000003.jpg'
+    metric = HierarchicalIoUMetric(hierarchy='pascal_person_part', output_dir=str(tmp_path))
+    evaluate(metric, [s])
+    # lower_leg (6) is body (1) at L1, lower_body (2) at L2, leaf id 6 at L3
+    saved = [np.array(Image.open(tmp_path / f'L{k}' / '2008_000003.png')).tolist()
+             for k in (1, 2, 3)]
+    assert saved == [[[0, 1]], [[0, 2]], [[0, 6]]]
+
+
+def test_format_only_needs_no_ground_truth(tmp_path):
+    s = SegDataSample(pred_sem_seg=PixelData(data=torch.tensor([[[1, 2]]]))).to_dict()
+    metric = HierarchicalIoUMetric(hierarchy='pascal_person_part', output_dir=str(tmp_path),
+                                   format_only=True)
+    assert evaluate(metric, [s]) == {}
+    assert len(list(tmp_path.glob('L*/*.png'))) == 3
+    with pytest.raises(ValueError, match='format_only=True needs output_dir'):
+        HierarchicalIoUMetric(hierarchy='pascal_person_part', format_only=True)

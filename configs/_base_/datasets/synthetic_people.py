@@ -30,6 +30,18 @@ test_pipeline = [
     dict(type='LoadCheckedAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# `tools/test.py --tta`: multi-scale + flip, leaf scores averaged over the views.
+img_ratios = [0.75, 1.0, 1.25, 1.5]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],
+        [dict(type='RandomFlip', prob=0., direction='horizontal'),
+         dict(type='RandomFlip', prob=1., direction='horizontal')],
+        [dict(type='LoadCheckedAnnotations')],
+        [dict(type='PackSegInputs')],
+    ])
+]
 train_dataloader = dict(
     batch_size=8,
     num_workers=1,

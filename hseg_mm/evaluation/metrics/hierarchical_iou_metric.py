@@ -1,13 +1,17 @@
 """IoU, pixel accuracy and cross-level consistency for every level of a class tree."""
+import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
+from mmengine.dist import is_main_process
 from mmengine.logging import MMLogger, print_log
+from mmengine.utils import mkdir_or_exist
 from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
+from PIL import Image
 from prettytable import PrettyTable
 from torch import Tensor
 
@@ -202,6 +206,11 @@ class HierarchicalIoUMetric(BaseMetric):
         nan_to_num: replace NaN per-class values (classes absent from both ground
             truth and prediction) by this number; by default they are left out of
             the means, as in mmseg.
+        output_dir: if set, every level's prediction is saved as
+            `output_dir/L<k>/<image name>.png` (class indices of level k; the
+            deepest level holds leaf ids), as `tools/test.py --out` asks.
+        format_only: only save the predictions (needs `output_dir`); no ground
+            truth is read and no metric is computed, as in mmseg's IoUMetric.
         collect_device / prefix: as in mmengine's BaseMetric.
     """
 
@@ -210,6 +219,8 @@ class HierarchicalIoUMetric(BaseMetric):
                  ignore_index: int = 255,
                  background: Sequence[str] = ('background', ),
                  nan_to_num: Optional[int] = None,
+                 output_dir: Optional[str] = None,
+                 format_only: bool = False,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -229,6 +240,12 @@ class HierarchicalIoUMetric(BaseMetric):
         self.background_names = tuple(background)
         self.background = background_classes(self.hierarchy, self.background_names)
         self.nan_to_num = nan_to_num
+        if format_only and not output_dir:
+            raise ValueError('HierarchicalIoUMetric: format_only=True needs output_dir')
+        self.output_dir = output_dir
+        self.format_only = format_only
+        if output_dir and is_main_process():
+            mkdir_or_exist(output_dir)
 
         sizes = self.hierarchy.level_sizes
         # Offsets of each level's flattened (C_k * C_k) block in one bincount.
@@ -267,14 +284,29 @@ class HierarchicalIoUMetric(BaseMetric):
         return torch.cat([counts, extra]).cpu()
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
-        """Store the counts of each sample in `self.results`."""
+        """Store the counts of each sample in `self.results` (and save predictions)."""
         for sample in data_samples:
-            gt_levels, pred_levels = sample_level_labels(sample, self.hierarchy)
-            self.results.append(self.confusion(gt_levels.to(pred_levels.device),
-                                               pred_levels))
+            gt_levels, pred_levels = sample_level_labels(
+                sample, self.hierarchy, need_gt=not self.format_only)
+            if self.output_dir:
+                self._save(sample, pred_levels)
+            if not self.format_only:
+                self.results.append(self.confusion(gt_levels.to(pred_levels.device),
+                                                   pred_levels))
+
+    def _save(self, sample, pred_levels: Tensor) -> None:
+        name = osp.splitext(osp.basename(sample.get('img_path', None) or
+                                         f'{len(self.results):06d}'))[0]
+        for k, level in enumerate(pred_levels.cpu().numpy().astype(np.uint8)):
+            folder = osp.join(self.output_dir, f'L{k + 1}')
+            mkdir_or_exist(folder)
+            Image.fromarray(level).save(osp.join(folder, f'{name}.png'))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """Sum the counts of all samples (all ranks) and derive the metrics."""
+        if self.format_only:
+            print_log(f'predictions saved to {self.output_dir}', MMLogger.get_current_instance())
+            return OrderedDict()
         total = torch.stack(list(results)).sum(0)
         sizes = self.hierarchy.level_sizes
         self.level_results = []
