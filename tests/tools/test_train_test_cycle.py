@@ -60,9 +60,11 @@ def test_train_checkpoint_resume_test_infer(data_root, tmp_path):
     assert torch.load(osp.join(work, 'iter_4.pth'))['meta']['iter'] == 4  # weights_only load
 
     log = _run([py, 'tools/test.py', CONFIG, osp.join(work, 'iter_4.pth'), '--eval', 'mIoU',
-                '--work-dir', str(tmp_path / 'test'), '--cfg-options',
-                *_options(data_root, 4)])
+                '--work-dir', str(tmp_path / 'test'), '--out', str(tmp_path / 'out'),
+                '--cfg-options', *_options(data_root, 4)])
     assert 'mIoU_L1' in log and 'consistency' in log
+    # --out: one PNG per val image at every level
+    assert [len(list((tmp_path / 'out' / f'L{k}').glob('*.png'))) for k in (1, 2, 3)] == [3] * 3
     tables = [osp.join(d, f) for d, _, files in os.walk(tmp_path / 'test') for f in files
               if f == 'per_level_table.txt']
     assert len(tables) == 1 and 'upper_body' in open(tables[0]).read()
