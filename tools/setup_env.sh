@@ -16,7 +16,9 @@ PIP=("$PY" -m pip install --quiet --disable-pip-version-check)
 # Keep a torch that is already there (for example a CUDA build); else the CPU pin.
 if ! "$PY" -c 'import torch' 2>/dev/null; then
   echo "[setup] installing $TORCH_PIN"
-  "${PIP[@]}" "$TORCH_PIN"
+  # unquoted on purpose: TORCH_PIN may carry pip options (an --index-url)
+  # shellcheck disable=SC2086
+  "${PIP[@]}" $TORCH_PIN
 fi
 TORCH_VERSION=$("$PY" -c 'import torch; print(torch.__version__)')
 CONSTRAINTS="$VENV/constraints.txt"
