@@ -1,57 +1,23 @@
-# The CPU demo (`make demo`): HSSN on a narrow DeepLabV3+ / ResNet-18-D8 (half width),
-# trained from scratch on synthetic people at 128x128, batch 8, on a 2-core CPU.
-# Same head, losses and inference as configs/hssn_r101_deeplabv3plus.py, only smaller.
+# The CPU demo (`make demo`): the HSSN DeepLabV3+ model of configs/hssn_r101_deeplabv3plus.py
+# (same head, losses and inference), shrunk to a half-width ResNet-18-D8 with BN, trained
+# from scratch on synthetic people at 128x128, batch 8, on a 2-core CPU.
 _base_ = [
-    './_base_/datasets/synthetic_people.py', './_base_/default_runtime.py',
-    './_base_/schedules/schedule_30k.py'
+    './_base_/models/hssn_deeplabv3plus_r101-d8.py', './_base_/datasets/synthetic_people.py',
+    './_base_/default_runtime.py', './_base_/schedules/schedule_30k.py'
 ]
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
 iters = 1500
 visualizer = dict(hierarchy={{_base_.hierarchy}})
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
-    type='HierarchicalEncoderDecoder',
     hierarchy={{_base_.hierarchy}},
-    data_preprocessor=dict(
-        type='SegDataPreProcessor',
-        size={{_base_.crop_size}},
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_val=0,
-        seg_pad_val=255),
+    data_preprocessor=dict(size={{_base_.crop_size}}),
     pretrained=None,  # nothing to download: trained from scratch
-    backbone=dict(
-        type='ResNetV1c',
-        depth=18,
-        stem_channels=32,
-        base_channels=32,
-        out_indices=(0, 1, 2, 3),
-        dilations=(1, 1, 2, 4),
-        strides=(1, 2, 1, 1),
-        norm_cfg=norm_cfg,
-        contract_dilation=True),
-    decode_head=dict(
-        type='HierarchicalDepthwiseSeparableASPPHead',
-        in_channels=256,
-        in_index=3,
-        channels=64,
-        dilations=(1, 6, 12, 18),
-        c1_in_channels=32,
-        c1_channels=16,
-        dropout_ratio=0.1,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        inference='tree_min',
-        embedding_channels=64,
-        loss_decode=[
-            dict(type='FocalTreeMinLoss', gamma=2.0, loss_weight=1.0),
-            dict(type='TreeTripletLoss', margin=0.6,
-                 weight_schedule=dict(type='cosine', start=0.0, end=0.5)),
-            dict(type='HierarchicalCrossEntropyLoss', loss_weight=1.0),
-        ]),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+    backbone=dict(depth=18, stem_channels=32, base_channels=32, norm_cfg=norm_cfg),
+    decode_head=dict(in_channels=256, channels=64, dilations=(1, 6, 12, 18),
+                     c1_in_channels=32, c1_channels=16, norm_cfg=norm_cfg,
+                     embedding_channels=64),
+    auxiliary_head=None)
 # From scratch, so a larger lr than the fine-tuning recipe, decayed by poly.
 optimizer = dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0005)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer)
