@@ -1,7 +1,7 @@
 """TreeTripletLoss under DDP: two CPU processes over gloo, ranks with different
 triplet counts (one with none at all) must neither hang nor diverge."""
+import datetime
 import os
-import socket
 import tempfile
 
 import pytest
@@ -10,13 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+def worker(rank: int, world_size: int, out_dir: str) -> None:
     import hseg_mm  # noqa: F401
     import torch.nn.functional as F
     from torch.nn.parallel import DistributedDataParallel
@@ -24,8 +18,10 @@ def worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     from hseg_mm.models.losses import TreeTripletLoss
 
     torch.set_num_threads(1)
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-                            world_size=world_size)
+    # A file rendezvous: no free-port race with other processes on the machine; a
+    # collective that waits raises after the timeout instead of hanging silently.
+    dist.init_process_group('gloo', init_method=f'file://{out_dir}/rendezvous', rank=rank,
+                            world_size=world_size, timeout=datetime.timedelta(seconds=60))
     torch.manual_seed(0)  # same initial weights on both ranks
     model = DistributedDataParallel(torch.nn.Conv2d(3, 8, 1))
     loss_fn = TreeTripletLoss('pascal_person_part', max_samples_per_class=4)
@@ -44,7 +40,7 @@ def worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
 @pytest.mark.skipif(not dist.is_available(), reason='torch.distributed unavailable')
 def test_tree_triplet_loss_under_ddp():
     with tempfile.TemporaryDirectory() as out_dir:
-        context = mp.start_processes(worker, args=(2, free_port(), out_dir), nprocs=2,
+        context = mp.start_processes(worker, args=(2, out_dir), nprocs=2,
                                      join=False, start_method='spawn')
         for _ in range(120):  # a hang fails the test after 2 minutes instead of blocking
             if context.join(timeout=1):
