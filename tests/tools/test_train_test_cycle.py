@@ -7,6 +7,7 @@ over gloo (how the distributed path is tested on a CPU-only machine).
 import json
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -31,8 +32,16 @@ def _options(data_root: str, iters: int) -> list:
     return options
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 def _run(args: list, **kwargs) -> str:
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', PYTHON=sys.executable)
+    # PORT: torchrun's rendezvous, not the default 29500 another job may hold
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', PYTHON=sys.executable,
+               PORT=str(_free_port()))
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, **kwargs)
     assert proc.returncode == 0, f'{args}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
     return proc.stdout + proc.stderr
