@@ -9,11 +9,9 @@ The metric is the config's `test_evaluator` (the per-level HierarchicalIoUMetric
 import argparse
 import os.path as osp
 
-from mmengine.config import DictAction
-
 import hseg_mm  # noqa: F401  (shims and registration first)
-from hseg_mm.engine.launch import (check_eval_metrics, load_config, prepare_runtime,
-                                   set_local_rank, skip_pretrained)
+from hseg_mm.engine.launch import (add_launch_args, check_eval_metrics, load_config,
+                                   prepare_runtime, set_local_rank, skip_pretrained)
 
 
 def parse_args() -> argparse.Namespace:
@@ -28,11 +26,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--show-dir', help='directory for images of the predictions')
     parser.add_argument('--wait-time', type=float, default=2, help='--show interval (s)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_launch_args(parser)
     args = parser.parse_args()
     set_local_rank(args.local_rank)
     return args

@@ -5,10 +5,9 @@
 """
 import argparse
 
-from mmengine.config import DictAction
-
 import hseg_mm  # noqa: F401  (shims and registration first)
-from hseg_mm.engine.launch import load_config, prepare_runtime, set_local_rank
+from hseg_mm.engine.launch import (add_launch_args, load_config, prepare_runtime,
+                                   set_local_rank)
 
 
 def parse_args() -> argparse.Namespace:
@@ -19,11 +18,7 @@ def parse_args() -> argparse.Namespace:
                         help='resume from CKPT, or with no value from the latest '
                         'checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true', help='mixed precision (CUDA only)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. train_cfg.max_iters=100')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_launch_args(parser)
     args = parser.parse_args()
     set_local_rank(args.local_rank)
     return args

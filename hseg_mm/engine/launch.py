@@ -4,6 +4,7 @@ mmseg's own tools assume CUDA for `--launcher pytorch`, SyncBN and `--amp`. Here
 same commands also run on a CPU-only machine (DDP over gloo, BN for SyncBN), and
 refuse `--amp` there with a clear message (DESIGN.md section 5).
 """
+import argparse
 import logging
 import os
 import os.path as osp
@@ -11,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 import torch.distributed as dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 from ..hierarchy import build_hierarchy
@@ -97,6 +98,15 @@ def skip_pretrained(cfg: Config) -> None:
     if isinstance(backbone, dict):
         backbone.pop('pretrained', None)
         backbone['init_cfg'] = None
+
+
+def add_launch_args(parser: argparse.ArgumentParser) -> None:
+    """The flags tools/train.py and tools/test.py share with mmseg's tools."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. train_cfg.max_iters=100')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
 def set_local_rank(local_rank: int) -> None:
