@@ -1,55 +1,34 @@
 """TreeTripletLoss under DDP: two CPU processes over gloo, ranks with different
-triplet counts (one with none at all) must neither hang nor diverge."""
-import datetime
+triplet counts (one with none at all) must neither hang nor diverge.
+
+The ranks are started by torchrun, as tools/dist_train.sh does, with a time limit,
+so a collective that waits fails the test instead of blocking the suite.
+"""
 import os
-import tempfile
+import os.path as osp
+import socket
+import subprocess
+import sys
 
-import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+
+WORKER = osp.join(osp.dirname(osp.abspath(__file__)), 'ddp_triplet_worker.py')
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def worker(rank: int, world_size: int, out_dir: str) -> None:
-    import hseg_mm  # noqa: F401
-    import torch.nn.functional as F
-    from torch.nn.parallel import DistributedDataParallel
-
-    from hseg_mm.models.losses import TreeTripletLoss
-
-    torch.set_num_threads(1)
-    # A file rendezvous: no free-port race with other processes on the machine; a
-    # collective that waits raises after the timeout instead of hanging silently.
-    dist.init_process_group('gloo', init_method=f'file://{out_dir}/rendezvous', rank=rank,
-                            world_size=world_size, timeout=datetime.timedelta(seconds=60))
-    torch.manual_seed(0)  # same initial weights on both ranks
-    model = DistributedDataParallel(torch.nn.Conv2d(3, 8, 1))
-    loss_fn = TreeTripletLoss('pascal_person_part', max_samples_per_class=4)
-    image = torch.randn(1, 3, 6, 6)
-    # rank 0: one class only -> no triplet (loss 0); rank 1: every class.
-    label = torch.full((1, 6, 6), 2) if rank == 0 else torch.arange(36).view(1, 6, 6) % 7
-    for _ in range(2):
-        model.zero_grad()
-        loss = loss_fn(None, label, embedding=F.normalize(model(image), dim=1))
-        loss.backward()  # DDP all-reduces the gradients here
-    torch.save(dict(loss=loss.item(), grad=model.module.weight.grad.clone()),
-               os.path.join(out_dir, f'rank{rank}.pt'))
-    dist.destroy_process_group()
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
-@pytest.mark.skipif(not dist.is_available(), reason='torch.distributed unavailable')
-def test_tree_triplet_loss_under_ddp():
-    with tempfile.TemporaryDirectory() as out_dir:
-        context = mp.start_processes(worker, args=(2, out_dir), nprocs=2,
-                                     join=False, start_method='spawn')
-        for _ in range(120):  # a hang fails the test after 2 minutes instead of blocking
-            if context.join(timeout=1):
-                break
-        else:
-            for p in context.processes:
-                p.terminate()
-            pytest.fail('DDP workers did not finish: a collective is probably waiting')
-        results = [torch.load(os.path.join(out_dir, f'rank{r}.pt')) for r in range(2)]
+def test_tree_triplet_loss_under_ddp(tmp_path):
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+           '--master_addr=127.0.0.1', f'--master_port={_free_port()}', WORKER, str(tmp_path)]
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
     assert results[0]['loss'] == 0 and results[1]['loss'] > 0
     # gradients are averaged across ranks, so both hold the same, non-zero values
     assert torch.equal(results[0]['grad'], results[1]['grad'])
