@@ -3,14 +3,13 @@
 # from scratch on synthetic people at 128x128, batch 8, on a 2-core CPU.
 _base_ = [
     './_base_/models/hssn_deeplabv3plus_r101-d8.py', './_base_/datasets/synthetic_people.py',
-    './_base_/default_runtime.py', './_base_/schedules/schedule_30k.py'
+    './_base_/default_runtime.py',
+    './_base_/hierarchies/pascal_person_part.yaml', './_base_/schedules/schedule_30k.py'
 ]
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
 iters = 1500
-visualizer = dict(hierarchy={{_base_.hierarchy}})
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
-    hierarchy={{_base_.hierarchy}},
     data_preprocessor=dict(size={{_base_.crop_size}}),
     pretrained=None,  # nothing to download: trained from scratch
     backbone=dict(depth=18, stem_channels=32, base_channels=32, norm_cfg=norm_cfg),

@@ -18,36 +18,93 @@ Conventions, used throughout the package:
 - Label ids are the leaf classes: they must be exactly 0..L-1 (any order in the
   tree), as mmseg's `classes` are indices. `ignore_index` passes through unchanged.
 """
+import os.path as osp
 from collections.abc import Mapping
 from numbers import Integral
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ['ClassHierarchy', 'HierarchyError', 'PASCAL_PERSON_PART', 'PASCAL_PART_SEEDS',
-           'PRESETS']
+__all__ = ['ClassHierarchy', 'HierarchyError', 'HIERARCHY_DIR', 'build_hierarchy',
+           'load_tree_file', 'preset_names', 'resolve_tree']
 
-# PASCAL-Person-Part, standard ids (DeepLab release, HSSN, SCHP, CDCL).
-PASCAL_PERSON_PART = dict(
-    background=0,
-    body=dict(
-        upper_body=dict(head=1, torso=2, upper_arm=3, lower_arm=4),
-        lower_body=dict(upper_leg=5, lower_leg=6)))
+# The shipped trees, one file each, with their sources (configs/_base_/hierarchies/).
+# A preset name is a file name there without its suffix.
+HIERARCHY_DIR = Path(__file__).resolve().parents[1] / 'configs' / '_base_' / 'hierarchies'
+TREE_FILE_SUFFIXES = ('.yaml', '.yml', '.json')
 
-# The seeds' "Pascal-part" repack (gt_masks/*.npy): the same tree, other ids
-# (0 bg, 1 low_hand, 2 torso, 3 low_leg, 4 head, 5 up_leg, 6 up_hand).
-PASCAL_PART_SEEDS = dict(
-    background=0,
-    body=dict(
-        upper_body=dict(lower_arm=1, torso=2, head=4, upper_arm=6),
-        lower_body=dict(lower_leg=3, upper_leg=5)))
 
-PRESETS: Dict[str, dict] = {
-    'pascal_person_part': PASCAL_PERSON_PART,
-    'pascal_part_seeds': PASCAL_PART_SEEDS,
-}
+def preset_names() -> List[str]:
+    """Names of the shipped trees (`HIERARCHY_DIR/<name>.yaml`)."""
+    if not HIERARCHY_DIR.is_dir():
+        return []
+    return sorted(p.stem for p in HIERARCHY_DIR.iterdir() if p.suffix in TREE_FILE_SUFFIXES)
+
+
+def load_tree_file(path: Union[str, Path]) -> dict:
+    """The nested mapping of a tree file (YAML or JSON).
+
+    The file holds the tree itself, or, as the shipped files do so that a config
+    can name them in `_base_`, a mapping whose only key is `hierarchy`.
+    """
+    import mmengine.fileio
+    path = str(path)
+    if not osp.isfile(path):
+        raise HierarchyError(f'tree file not found: {path}')
+    try:
+        tree = mmengine.fileio.load(path)
+    except Exception as err:  # yaml and json raise their own types
+        raise HierarchyError(f'{path}: unreadable tree file ({err})') from None
+    if isinstance(tree, Mapping) and list(tree) == ['hierarchy'] and \
+            isinstance(tree['hierarchy'], Mapping):
+        tree = tree['hierarchy']
+    if not isinstance(tree, Mapping):
+        raise HierarchyError(f'{path}: a tree file holds a nested mapping of names to label '
+                             f'ids, got {type(tree).__name__}')
+    return dict(tree)
+
+
+def resolve_tree(spec: Union[Mapping, str], base_dir: Optional[str] = None) -> Mapping:
+    """The nested mapping a config value states: itself, a tree file, or a preset.
+
+    Args:
+        spec: a nested mapping; a path ending in .yaml/.yml/.json, looked up as
+            given (absolute or from the working directory), then under `base_dir`
+            (the directory of the config that names it), then under the repository
+            root; or a preset name (`preset_names()`).
+        base_dir: directory of the config file that states `spec`, if known.
+    """
+    if not isinstance(spec, str):
+        return spec
+    if spec.endswith(TREE_FILE_SUFFIXES) or '/' in spec or osp.sep in spec:
+        candidates = [spec]
+        if not osp.isabs(spec):
+            candidates += [osp.join(d, spec) for d in (base_dir, str(HIERARCHY_DIR.parents[2]))
+                           if d]
+        for path in candidates:
+            if osp.isfile(path):
+                return load_tree_file(path)
+        raise HierarchyError(f'tree file not found: {spec!r} (looked for {candidates})')
+    names = preset_names()
+    if spec not in names:
+        raise HierarchyError(f'unknown hierarchy preset {spec!r}; presets: {names} (files in '
+                             f'{HIERARCHY_DIR}), or give a path to a .yaml/.json tree file')
+    for suffix in TREE_FILE_SUFFIXES:
+        path = HIERARCHY_DIR / (spec + suffix)
+        if path.is_file():
+            return load_tree_file(path)
+    raise AssertionError(spec)  # preset_names() lists only existing files
+
+
+def __getattr__(name: str) -> dict:
+    # PASCAL_PERSON_PART, PASCAL_PART_SEEDS: the shipped trees, read from their files
+    # (the files are the one source).
+    if name.isupper() and name.lower() in preset_names():
+        return dict(resolve_tree(name.lower()))
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 class HierarchyError(ValueError):
@@ -59,17 +116,15 @@ class ClassHierarchy:
 
     Args:
         tree: nested mapping, leaves are integer label ids; or a preset name
-            (`PRESETS`).
+            or a tree file path (`resolve_tree`).
         ignore_index: label value that is never a class and passes through
             every look-up table unchanged.
+        base_dir: directory a relative tree file path is also looked up in.
     """
 
-    def __init__(self, tree: Union[Mapping, str], ignore_index: int = 255) -> None:
-        if isinstance(tree, str):
-            if tree not in PRESETS:
-                raise HierarchyError(
-                    f'unknown hierarchy preset {tree!r}; presets: {sorted(PRESETS)}')
-            tree = PRESETS[tree]
+    def __init__(self, tree: Union[Mapping, str], ignore_index: int = 255,
+                 base_dir: Optional[str] = None) -> None:
+        tree = resolve_tree(tree, base_dir)
         if not isinstance(tree, Mapping) or not tree:
             raise HierarchyError(
                 f'the hierarchy must be a non-empty mapping of names to label ids or '
@@ -222,6 +277,25 @@ class ClassHierarchy:
         return [previous[v] if v in previous else previous[self.parents[v]]
                 for v in self.levels[level]]
 
+    def to_dict(self) -> dict:
+        """The tree as plain nested dicts and ints (for configs, metainfo, checkpoints)."""
+        def plain(mapping: Mapping) -> dict:
+            return {k: plain(v) if isinstance(v, Mapping) else int(v)
+                    for k, v in mapping.items()}
+        return plain(self.tree)
+
+    def same_tree(self, other: 'ClassHierarchy') -> bool:
+        """Same nodes under the same parents with the same label ids (order aside)."""
+        return (self.node_paths == other.node_paths
+                and self.node_label_ids == other.node_label_ids)
+
+    def describe(self) -> str:
+        """The tree on one line, e.g. `background=0, body(upper_body(head=1), ...)`."""
+        def text(mapping: Mapping) -> str:
+            return ', '.join(f'{k}({text(v)})' if isinstance(v, Mapping) else f'{k}={int(v)}'
+                             for k, v in mapping.items())
+        return text(self.tree)
+
     def __repr__(self) -> str:
         return (f'ClassHierarchy({self.num_leaves} leaves, {self.num_nodes} nodes, '
                 f'levels {self.level_sizes}, nodes {self.node_names})')
@@ -308,9 +382,9 @@ class ClassHierarchy:
         return targets.permute(0, 3, 1, 2)
 
 
-def build_hierarchy(cfg: Union['ClassHierarchy', Mapping, str, Sequence],
-                    ignore_index: int = 255) -> ClassHierarchy:
-    """A `ClassHierarchy` from a config value (tree, preset name, or one already built)."""
+def build_hierarchy(cfg: Union['ClassHierarchy', Mapping, str],
+                    ignore_index: int = 255, base_dir: Optional[str] = None) -> ClassHierarchy:
+    """A `ClassHierarchy` from a config value (tree, preset name, tree file, or one built)."""
     if isinstance(cfg, ClassHierarchy):
         return cfg
-    return ClassHierarchy(cfg, ignore_index=ignore_index)
+    return ClassHierarchy(cfg, ignore_index=ignore_index, base_dir=base_dir)

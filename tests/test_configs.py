@@ -20,6 +20,8 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
+from hseg_mm.engine import apply_hierarchy
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
     osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
@@ -60,6 +62,7 @@ def test_every_config_is_found():
 def test_config_builds_trains_and_predicts(path):
     cfg = Config.fromfile(osp.join(ROOT, path))
     assert cfg.custom_imports == dict(imports=['hseg_mm'], allow_failed_imports=False)
+    apply_hierarchy(cfg, check_paths=False)  # what HierarchicalRunner does (no data here)
     pretrained = cfg.model.get('pretrained')
     # Local weights only: nothing is downloaded at run time.
     assert pretrained is None or (pretrained.startswith('work_dirs/') and '://' not in pretrained)

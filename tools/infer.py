@@ -4,9 +4,9 @@
 
 Each INPUT is an image, a folder (its images, not recursive) or a quoted glob. Works with
 any mmseg model whose classes are the tree's leaves: levels come from the model's
-`pred_level_seg` when it attaches one, else from its leaf prediction. The tree is read
-from the config: a top-level `hierarchy`, else the `hierarchy` of the model, its decode
-head, the visualizer or the evaluator.
+`pred_level_seg` when it attaches one, else from its leaf prediction. The tree is the
+config's top-level `hierarchy`; a checkpoint trained on another tree is refused unless
+`--allow-other-tree` is given.
 """
 import argparse
 import copy
@@ -25,8 +25,10 @@ import mmcv  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
 
+from hseg_mm.engine import apply_hierarchy, check_checkpoint_tree  # noqa: E402
+from hseg_mm.engine.launch import run_tool  # noqa: E402
 from hseg_mm.evaluation.metrics import sample_level_labels  # noqa: E402
-from hseg_mm.hierarchy import ClassHierarchy, build_hierarchy  # noqa: E402
+from hseg_mm.hierarchy import ClassHierarchy  # noqa: E402
 from hseg_mm.visualization import render_level_panel  # noqa: E402
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -42,6 +44,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help="e.g. 'cpu' or 'cuda:0'")
     parser.add_argument('--opacity', type=float, default=1.0,
                         help='weight of the masks over the image (1: masks only)')
+    parser.add_argument('--allow-other-tree', action='store_true',
+                        help='use a checkpoint trained on another class tree anyway')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
     return parser.parse_args(argv)
@@ -64,28 +68,9 @@ def collect_images(spec: str) -> List[Path]:
     return sorted(files)
 
 
-def _hierarchy_in(value) -> Optional[object]:
-    """The `hierarchy` of a config dict, or of the first dict in a list that has one."""
-    items = value if isinstance(value, (list, tuple)) else [value]
-    for item in items:
-        if isinstance(item, Mapping) and item.get('hierarchy') is not None:
-            return item['hierarchy']
-    return None
-
-
-def hierarchy_from_config(cfg: Config, source: str = 'config') -> ClassHierarchy:
-    """The class tree a config states (top level, model, head, visualizer, evaluator)."""
-    model = cfg.get('model', {})
-    candidates = [cfg.get('hierarchy'), _hierarchy_in(model),
-                  _hierarchy_in(model.get('decode_head', [])),
-                  _hierarchy_in(cfg.get('visualizer', {})),
-                  _hierarchy_in(cfg.get('test_evaluator', [])),
-                  _hierarchy_in(cfg.get('val_evaluator', []))]
-    for candidate in candidates:
-        if candidate is not None:
-            return build_hierarchy(candidate)
-    raise ValueError(f'{source}: no class hierarchy found; add a top-level `hierarchy = '
-                     'dict(...)` (or a preset name) to the config')
+def hierarchy_from_config(cfg: Config) -> ClassHierarchy:
+    """The config's one tree (its top-level `hierarchy`), handed to the model."""
+    return apply_hierarchy(cfg, check_paths=False)  # no dataset is read here
 
 
 def inference_pipeline(cfg: Config) -> list:
@@ -117,8 +102,13 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Path]:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    hierarchy = hierarchy_from_config(cfg, args.config)
+    hierarchy = hierarchy_from_config(cfg)
     images = sorted({p for spec in args.input for p in collect_images(spec)})
+    from mmengine.runner.checkpoint import _load_checkpoint
+    warning = check_checkpoint_tree(_load_checkpoint(args.checkpoint, map_location='cpu'),
+                                    hierarchy, args.checkpoint, args.allow_other_tree)
+    if warning:
+        print(f'warning: {warning}', file=sys.stderr)
     model = build_model(cfg, args.checkpoint, args.device)
 
     out_dir = Path(args.out_dir)
@@ -153,4 +143,4 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Path]:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -10,8 +10,9 @@ import argparse
 import os.path as osp
 
 import hseg_mm  # noqa: F401  (shims and registration first)
-from hseg_mm.engine.launch import (add_launch_args, check_eval_metrics, load_config,
-                                   prepare_runtime, set_local_rank, skip_pretrained)
+from hseg_mm.engine.launch import (add_launch_args, build_runner, check_eval_metrics,
+                                   load_config, prepare_runtime, run_tool, set_local_rank,
+                                   skip_pretrained)
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,6 +40,8 @@ def main() -> None:
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg = prepare_runtime(cfg, args.launcher)
     cfg.load_from = args.checkpoint
+    if args.allow_other_tree:
+        cfg.allow_other_tree = True
     skip_pretrained(cfg)
 
     if args.show or args.show_dir:
@@ -59,8 +62,7 @@ def main() -> None:
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
 
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.test()
     save_level_table(runner)
 
@@ -77,4 +79,4 @@ def save_level_table(runner) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

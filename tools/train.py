@@ -6,8 +6,8 @@
 import argparse
 
 import hseg_mm  # noqa: F401  (shims and registration first)
-from hseg_mm.engine.launch import (add_launch_args, load_config, prepare_runtime,
-                                   set_local_rank)
+from hseg_mm.engine.launch import (add_launch_args, build_runner, load_config,
+                                   prepare_runtime, run_tool, set_local_rank)
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,12 +32,10 @@ def main() -> None:
         cfg.resume = True
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
-
-    from mmengine.runner import Runner
-    from mmseg.registry import RUNNERS
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.train()
+    if args.allow_other_tree:
+        cfg.allow_other_tree = True
+    build_runner(cfg).train()
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -8,8 +8,14 @@ env_cfg = dict(
 # Scalars (losses, lr, per-level mIoU) and images go to TensorBoard as well as to disk:
 # `tensorboard --logdir work_dirs/<config>/<timestamp>/vis_data`.
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
-# Draws the input beside every level's ground truth and prediction; a recipe gives it
-# the tree (`visualizer = dict(hierarchy=...)`).
+# The config's top-level `hierarchy` is the one tree of the run: HierarchicalRunner hands it
+# to the model, datasets, metrics and visualizer before building them (none states its
+# own), checks they agree before the first iteration, saves it in every checkpoint and
+# refuses a checkpoint of another tree unless `allow_other_tree = True`
+# (`--allow-other-tree`). Build the runner with RUNNERS.build(cfg), as the tools do.
+runner_type = 'HierarchicalRunner'
+allow_other_tree = False
+# Draws the input beside every level's ground truth and prediction.
 visualizer = dict(
     type='HierarchicalSegVisualizer', vis_backends=vis_backends, name='visualizer')
 # A few validation images, every level side by side, in TensorBoard at each validation.

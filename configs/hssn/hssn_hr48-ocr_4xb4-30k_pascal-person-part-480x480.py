@@ -3,11 +3,9 @@
 # `bash tools/dist_train.sh configs/hssn_hrnet_ocr.py 4` (add `--amp` for mixed precision).
 _base_ = [
     '../_base_/models/hssn_ocrnet_hr48.py', '../_base_/datasets/pascal_person_part.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/schedule_30k.py'
+    '../_base_/default_runtime.py',
+    '../_base_/hierarchies/pascal_person_part.yaml', '../_base_/schedules/schedule_30k.py'
 ]
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
-# The tree is stated once, by the dataset config; the segmentor hands it to its heads.
-visualizer = dict(hierarchy={{_base_.hierarchy}})
-model = dict(
-    hierarchy={{_base_.hierarchy}}, data_preprocessor=dict(size={{_base_.crop_size}}))
+model = dict(data_preprocessor=dict(size={{_base_.crop_size}}))
 train_dataloader = dict(batch_size=4)

@@ -8,35 +8,53 @@ import argparse
 import logging
 import os
 import os.path as osp
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
-from ..hierarchy import build_hierarchy
+from .hierarchy_config import ConfigError, apply_hierarchy
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None) -> Config:
-    """Load a config, apply `--cfg-options` and `--work-dir`, check its hierarchy.
+    """Load a config, apply `--cfg-options` and `--work-dir`, give every part its tree.
 
-    The tree is checked here, before anything is built, so a malformed tree
-    stops the run with an error naming the node.
+    `apply_hierarchy` runs here, before anything is built or printed, so an error
+    in the tree, in a part's tree or in a data path stops the run with one
+    `ConfigError` line naming the key or file.
     """
     if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
+        raise ConfigError(f'config file not found: {path}')
+    try:
+        cfg = Config.fromfile(path)
+    except Exception as err:  # mmengine raises several types for a broken config
+        raise ConfigError(f'{path}: {type(err).__name__}: {err}') from None
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
-    if 'hierarchy' in cfg:
-        build_hierarchy(cfg.hierarchy)
+    apply_hierarchy(cfg)
     return cfg
+
+
+def run_tool(main: Callable[[], Any]) -> Any:
+    """Run a tool's `main`; a user's config error ends it as one line, no traceback."""
+    try:
+        return main()
+    except ConfigError as err:
+        raise SystemExit(f'error: {err}') from None
+
+
+def build_runner(cfg: Config):
+    """The config's runner (`runner_type`, as mmseg's tools build it)."""
+    from mmengine.runner import Runner
+    from mmseg.registry import RUNNERS
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
 
 
 def _replace_type(node: Any, old: str, new: str) -> int:
@@ -106,6 +124,9 @@ def add_launch_args(parser: argparse.ArgumentParser) -> None:
                         help='override config keys, e.g. train_cfg.max_iters=100')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
+    parser.add_argument('--allow-other-tree', action='store_true',
+                        help='load a checkpoint trained on another class tree anyway '
+                        '(e.g. to fine-tune on a new tree)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 

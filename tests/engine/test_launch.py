@@ -4,7 +4,7 @@ import torch
 from mmengine.config import Config
 
 from hseg_mm.engine.launch import check_eval_metrics, load_config, prepare_runtime
-from hseg_mm.hierarchy import HierarchyError
+from hseg_mm.engine import ConfigError
 
 
 def _write(tmp_path, text: str) -> str:
@@ -23,12 +23,14 @@ def test_load_config_work_dir_and_options(tmp_path):
 
 def test_load_config_rejects_malformed_tree_before_building(tmp_path):
     path = _write(tmp_path, 'hierarchy = dict(background=0, body=dict(head=1, torso=1))\n')
-    with pytest.raises(HierarchyError, match="label id 1 is used by both 'body/head'"):
+    # one line naming the file that states the tree and the node at fault
+    with pytest.raises(ConfigError, match=r"hierarchy \(stated in .*cfg\.py\): label id 1 "
+                                          r"is used by both 'body/head'"):
         load_config(path)
 
 
 def test_load_config_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match='config file not found'):
+    with pytest.raises(ConfigError, match='config file not found'):
         load_config(str(tmp_path / 'nope.py'))
 
 

@@ -111,14 +111,16 @@ def test_single_file_and_glob(setup):
         ['img_0.png', 'img_2.png']
 
 
-def test_hierarchy_from_config_locations():
+def test_hierarchy_from_config_is_the_top_level_tree():
     from mmengine.config import Config
+    from hseg_mm.engine import ConfigError
     infer = load_infer()
     tree = dict(a=0, b=dict(c=1, d=2))
-    for cfg in (dict(hierarchy=tree),
-                dict(model=dict(decode_head=[dict(type='X'), dict(hierarchy=tree)])),
-                dict(model=dict(type='M'), val_evaluator=dict(hierarchy=tree))):
-        assert infer.hierarchy_from_config(Config(cfg)).leaf_names == ['a', 'c', 'd']
+    assert infer.hierarchy_from_config(Config(dict(hierarchy=tree))).leaf_names == \
+        ['a', 'c', 'd']
+    # a part's own tree is no statement of the config's: one tree, at the top level
+    with pytest.raises(ConfigError, match=r"no top-level `hierarchy`.*val_evaluator"):
+        infer.hierarchy_from_config(Config(dict(val_evaluator=dict(hierarchy=tree))))
     # annotation loaders are dropped from the pipeline, whatever their module
     cfg = Config(dict(test_pipeline=[dict(type='LoadImageFromFile'),
                                      dict(type='LoadNpyAnnotations'),
@@ -136,7 +138,7 @@ def test_bad_input(setup):
         infer.collect_images(str(root / 'out_empty*'))
     no_tree = root / 'no_tree.py'
     no_tree.write_text(CONFIG.format(hierarchy=''))
-    with pytest.raises(ValueError, match='no_tree.py: no class hierarchy'):
+    with pytest.raises(ValueError, match='no_tree.py: no top-level `hierarchy`'):
         infer.main([str(no_tree), str(checkpoint), str(images)])
     wrong_tree = root / 'wrong_tree.py'
     wrong_tree.write_text(CONFIG.format(hierarchy='hierarchy = dict(a=0, b=dict(c=1, d=2))'))

@@ -1,15 +1,9 @@
 # The seeds' "Pascal-part" repack: JPEGImages/*.jpg, gt_masks/*.npy, train_id.txt,
 # val_id.txt, classes.txt (0 bg, 1 low_hand, 2 torso, 3 low_leg, 4 head, 5 up_leg,
-# 6 up_hand). Its ids are mapped onto `hierarchy` by name (bg -> background,
+# 6 up_hand). Its ids are mapped onto the config's tree by name (bg -> background,
 # low_hand -> lower_arm, ...), so the standard tree serves; same recipe as
 # pascal_person_part.py.
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
-
-hierarchy = dict(
-    background=0,
-    body=dict(
-        upper_body=dict(head=1, torso=2, upper_arm=3, lower_arm=4),
-        lower_body=dict(upper_leg=5, lower_leg=6)))
 
 dataset_type = 'PascalPartNpyDataset'
 data_root = 'data/pascal_part'
@@ -51,7 +45,6 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
-        hierarchy=hierarchy,
         data_root=data_root,
         data_prefix=data_prefix,
         split='train',
@@ -63,12 +56,12 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
-        hierarchy=hierarchy,
         data_root=data_root,
         data_prefix=data_prefix,
         split='val',
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(type='HierarchicalIoUMetric', hierarchy=hierarchy)
+# The tree comes from the config's top-level `hierarchy`, as for the datasets.
+val_evaluator = dict(type='HierarchicalIoUMetric')
 test_evaluator = val_evaluator

@@ -6,15 +6,9 @@
 #   DeepLab release (+ VOC2010 JPEGImages/): pascal_person_part_gt/ and
 #       pascal_person_part_trainval_list/{train,val}.txt ("/JPEGImages/x.jpg
 #       /SegmentationPart/x.png" pairs): set seg_map_path='pascal_person_part_gt'.
-# Label ids on disk are mapped onto `hierarchy` by leaf name; a child config that
-# changes `hierarchy` must pass it to the datasets again.
+# Label ids on disk are mapped onto the config's tree (its top-level `hierarchy`, handed
+# to the datasets by HierarchicalRunner) by leaf name.
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
-
-hierarchy = dict(
-    background=0,
-    body=dict(
-        upper_body=dict(head=1, torso=2, upper_arm=3, lower_arm=4),
-        lower_body=dict(upper_leg=5, lower_leg=6)))
 
 dataset_type = 'PascalPersonPartDataset'
 data_root = 'data/pascal_person_part'
@@ -57,7 +51,6 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
-        hierarchy=hierarchy,
         data_root=data_root,
         data_prefix=data_prefix,
         split='train',
@@ -69,12 +62,12 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
-        hierarchy=hierarchy,
         data_root=data_root,
         data_prefix=data_prefix,
         split='val',
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(type='HierarchicalIoUMetric', hierarchy=hierarchy)
+# The tree comes from the config's top-level `hierarchy`, as for the datasets.
+val_evaluator = dict(type='HierarchicalIoUMetric')
 test_evaluator = val_evaluator

@@ -3,12 +3,6 @@
 # use (about 2 s for 500 images), then read like PASCAL-Person-Part.
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
 
-hierarchy = dict(
-    background=0,
-    body=dict(
-        upper_body=dict(head=1, torso=2, upper_arm=3, lower_arm=4),
-        lower_body=dict(upper_leg=5, lower_leg=6)))
-
 dataset_type = 'SyntheticPeopleDataset'
 data_root = 'work_dirs/data/synthetic_people'
 generate = dict(num_train=400, num_val=100, size=(128, 128), seed=0)
@@ -49,7 +43,6 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
-        hierarchy=hierarchy,
         data_root=data_root,
         generate=generate,
         split='train',
@@ -61,12 +54,12 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
-        hierarchy=hierarchy,
         data_root=data_root,
         generate=generate,
         split='val',
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(type='HierarchicalIoUMetric', hierarchy=hierarchy)
+# The tree comes from the config's top-level `hierarchy`, as for the datasets.
+val_evaluator = dict(type='HierarchicalIoUMetric')
 test_evaluator = val_evaluator

@@ -41,10 +41,6 @@ def _loss_class(cfg: Mapping) -> type:
     return cls
 
 
-def _same_tree(a: ClassHierarchy, b: ClassHierarchy) -> bool:
-    return a.node_paths == b.node_paths and a.node_label_ids == b.node_label_ids
-
-
 class HierarchicalHeadMixin:
     """Node scores, projection embedding, hierarchical losses and leaf inference.
 
@@ -70,8 +66,11 @@ class HierarchicalHeadMixin:
                  **kwargs: Any) -> None:
         name = type(self).__name__
         if hierarchy is None:
-            raise ValueError(f'{name}: no hierarchy; set model.hierarchy (the segmentor passes '
-                             'it to its heads) or the head\'s own hierarchy')
+            raise ValueError(
+                f'{name}: no hierarchy. A config states its tree once, as the top-level '
+                '`hierarchy`, and HierarchicalRunner (runner_type) hands it to the model: '
+                'build the runner with RUNNERS.build(cfg), as tools/train.py does, or call '
+                'hseg_mm.engine.apply_hierarchy(cfg) before building the model yourself')
         tree = build_hierarchy(hierarchy, ignore_index=kwargs.get('ignore_index', 255))
         for key in ('num_classes', 'out_channels'):
             if kwargs.get(key) not in (None, tree.num_nodes):
@@ -124,7 +123,7 @@ class HierarchicalHeadMixin:
             cfg = dict(cfg)
             if cfg.get('hierarchy') is None:
                 cfg['hierarchy'] = tree
-            elif not _same_tree(build_hierarchy(cfg['hierarchy'], tree.ignore_index), tree):
+            elif not build_hierarchy(cfg['hierarchy'], tree.ignore_index).same_tree(tree):
                 raise ValueError(f'{name}: loss {cls.__name__} was given another hierarchy '
                                  'than the head; leave its hierarchy out to use the head\'s')
             out.append(cfg)

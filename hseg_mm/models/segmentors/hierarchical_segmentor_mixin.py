@@ -11,7 +11,6 @@ from torch import Tensor, nn
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
 from ..decode_heads.hierarchical_head_mixin import HierarchicalHeadMixin
-from ..decode_heads.hierarchical_head_mixin import _same_tree
 from ..inference import level_predictions
 
 __all__ = ['HierarchicalSegmentorMixin']
@@ -50,8 +49,7 @@ class HierarchicalSegmentorMixin:
             if cls is not None and issubclass(cls, HierarchicalHeadMixin):
                 if cfg.get('hierarchy') is None:
                     cfg['hierarchy'] = hierarchy
-                elif not _same_tree(build_hierarchy(cfg['hierarchy']),
-                                    build_hierarchy(hierarchy)):
+                elif not build_hierarchy(cfg['hierarchy']).same_tree(build_hierarchy(hierarchy)):
                     name = f'{what}[{i}]' if is_list else what
                     raise ValueError(f'{name} has another hierarchy than model.hierarchy; '
                                      'leave it out to use the model\'s')
@@ -76,7 +74,7 @@ class HierarchicalSegmentorMixin:
         for i, stage in enumerate(stages):
             # A stage whose channels feed the next must score the same nodes.
             if isinstance(stage, HierarchicalHeadMixin) and \
-                    not _same_tree(stage.hierarchy, self.hierarchy):
+                    not stage.hierarchy.same_tree(self.hierarchy):
                 raise ValueError(f'decode_head[{i}] has another hierarchy than the last stage')
         self.num_classes = self.out_channels = self.hierarchy.num_leaves
 

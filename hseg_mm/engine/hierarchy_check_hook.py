@@ -1,0 +1,84 @@
+"""Every built part on one tree, and the tree in every checkpoint."""
+from typing import List, Optional, Tuple
+
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.runner import BaseLoop
+from mmseg.registry import HOOKS
+
+from ..hierarchy import ClassHierarchy, build_hierarchy
+from .hierarchy_config import ConfigError, check_checkpoint_tree, mismatch_message
+
+
+def _unwrap(model):
+    while hasattr(model, 'module'):  # DDP, then a TTA model around the segmentor
+        model = model.module
+    return model
+
+
+def _part_tree(part) -> Optional[ClassHierarchy]:
+    tree = getattr(part, 'hierarchy', None)
+    if isinstance(tree, ClassHierarchy):
+        return tree
+    meta = getattr(part, 'metainfo', None) or getattr(part, 'dataset_meta', None) or {}
+    return build_hierarchy(meta['hierarchy']) if meta.get('hierarchy') else None
+
+
+def built_trees(runner) -> List[Tuple[str, ClassHierarchy]]:
+    """(part, tree) of the model, the datasets and metrics of the built loops, and
+    the visualizer; a part that holds no tree is left out."""
+    parts = [('model', _unwrap(runner.model))]
+    for name in ('train', 'val', 'test'):
+        loop = getattr(runner, f'_{name}_loop', None)
+        if not isinstance(loop, BaseLoop):
+            continue  # not built in this run (a dict or None)
+        parts.append((f'{name}_dataloader.dataset', loop.dataloader.dataset))
+        for i, metric in enumerate(getattr(getattr(loop, 'evaluator', None), 'metrics', [])):
+            parts.append((f'{name}_evaluator[{i}] ({type(metric).__name__})', metric))
+    parts.append(('visualizer', runner.visualizer))
+    return [(name, tree) for name, tree in ((n, _part_tree(p)) for n, p in parts)
+            if tree is not None]
+
+
+@HOOKS.register_module()
+class HierarchyCheckHook(Hook):
+    """Stops a run whose parts hold different trees, before its first iteration;
+    writes the model's tree into every checkpoint (`meta['hierarchy']`); refuses to
+    load (`load_from`, `--resume`) a checkpoint trained on another tree.
+
+    `HierarchicalRunner` registers it; a config may also list it in `custom_hooks`.
+
+    Args:
+        allow_other_tree: load a checkpoint of another tree anyway (with a
+            warning), e.g. to fine-tune a trained model on a new tree.
+    """
+    priority = 'VERY_HIGH'
+
+    def __init__(self, allow_other_tree: bool = False) -> None:
+        self.allow_other_tree = allow_other_tree
+
+    def before_run(self, runner) -> None:
+        trees = built_trees(runner)
+        if not trees:
+            return
+        reference = trees[0]
+        others = [(n, t) for n, t in trees[1:] if not t.same_tree(reference[1])]
+        if others:
+            raise ConfigError(mismatch_message(reference, others))
+
+    def _model_tree(self, runner) -> Optional[ClassHierarchy]:
+        return _part_tree(_unwrap(runner.model))
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        tree = self._model_tree(runner)
+        if tree is not None:
+            checkpoint.setdefault('meta', {})['hierarchy'] = tree.to_dict()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        tree = self._model_tree(runner)
+        if tree is None:
+            return
+        source = getattr(runner, 'checkpoint_being_loaded', None) or 'the checkpoint'
+        warning = check_checkpoint_tree(checkpoint, tree, source, self.allow_other_tree)
+        if warning:
+            print_log(warning, logger='current', level=30)
