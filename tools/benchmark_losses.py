@@ -28,6 +28,7 @@ import hseg_mm  # noqa: F401,E402  (shims before mmseg.models)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from hseg_mm.engine import apply_hierarchy  # noqa: E402
 from hseg_mm.hierarchy import build_hierarchy  # noqa: E402
 from hseg_mm.models.losses import (FocalTreeMinLoss, HierarchicalCrossEntropyLoss,  # noqa: E402
                                    TreeTripletLoss)
@@ -121,6 +122,7 @@ def time_train_step(args: argparse.Namespace, device: torch.device) -> float:
 
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(args.model_config)
+    apply_hierarchy(cfg, check_paths=False)  # the config's tree into its model; no data read
     crop = args.crop
     model_cfg = cfg.model
     model_cfg.pop('pretrained', None)

@@ -28,6 +28,8 @@ from mmseg.utils import register_all_modules  # noqa: E402
 from hseg_mm.datasets.labels import decode_label_map  # noqa: E402
 from hseg_mm.datasets.transforms import (LoadCheckedAnnotations,  # noqa: E402
                                          LoadNpyAnnotations)
+from hseg_mm.engine import apply_hierarchy  # noqa: E402
+from hseg_mm.engine.launch import run_tool  # noqa: E402
 from hseg_mm.hierarchy import ClassHierarchy  # noqa: E402
 
 _LOADERS = {'train': 'train_dataloader', 'val': 'val_dataloader', 'test': 'test_dataloader'}
@@ -150,6 +152,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     register_all_modules(init_default_scope=True)
+    apply_hierarchy(cfg, check_paths=False)  # every problem is listed below instead
 
     problems: List[str] = []
     for name, ds_cfg in _dataset_cfgs(cfg, args.split):
@@ -181,4 +184,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))

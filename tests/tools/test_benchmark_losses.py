@@ -41,3 +41,14 @@ def test_benchmark_losses_bad_hierarchy(monkeypatch):
     monkeypatch.setattr(sys, 'argv', ['benchmark_losses.py', '--hierarchy', 'no_such_tree'])
     with pytest.raises(ValueError, match='unknown hierarchy preset'):
         tool.main()
+
+
+def test_benchmark_losses_times_a_config_step(monkeypatch, capsys):
+    # the model of a config whose tree reaches it only through its top-level `hierarchy`
+    tool = load_tool()
+    monkeypatch.setattr(sys, 'argv', [
+        'benchmark_losses.py', '--model-config', 'configs/demo_cpu.py', '--crop', '32',
+        '--batch', '2', '--repeats', '1', '--threads', '1'])
+    monkeypatch.chdir(ROOT)
+    tool.main()
+    assert 'of a training step' in capsys.readouterr().out

@@ -1,8 +1,9 @@
 """End to end through the real command-line tools, on a handful of generated images.
 
-Slow by the standards of this suite (subprocesses, ~1 min in all), so kept to two tests:
-train -> checkpoint -> resume -> test -> infer, and the same training as 2-process DDP
-over gloo (how the distributed path is tested on a CPU-only machine).
+Slow by the standards of this suite (subprocesses, ~1.5 min in all), so kept few:
+train -> checkpoint -> resume -> test -> infer; the same training as 2-process DDP over
+gloo (how the distributed path is tested on a CPU-only machine); a checkpoint of another
+tree refused by every tool; a user's config error as one line before anything is built.
 """
 import json
 import os
@@ -11,13 +12,20 @@ import socket
 import subprocess
 import sys
 
+import shutil
+
 import pytest
 import torch
 
 from hseg_mm.datasets.synthetic_people import make_synthetic_people
+from hseg_mm.hierarchy import ClassHierarchy
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'demo_cpu.py')
+TREE = 'pascal_person_part'  # the demo's tree
+# the same leaves, lower_arm moved under lower_body
+MOVED = ('{"background": 0, "body": {"upper_body": {"head": 1, "torso": 2, "upper_arm": 3}, '
+         '"lower_body": {"lower_arm": 4, "upper_leg": 5, "lower_leg": 6}}}')
 
 
 def _options(data_root: str, iters: int) -> list:
@@ -38,12 +46,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run(args: list, **kwargs) -> str:
+def _run(args: list, expect_rc: int = 0, timeout: int = 120) -> str:
     # PORT: torchrun's rendezvous, not the default 29500 another job may hold
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', PYTHON=sys.executable,
                PORT=str(_free_port()))
-    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, **kwargs)
-    assert proc.returncode == 0, f'{args}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
+    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == expect_rc, \
+        f'{args}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
     return proc.stdout + proc.stderr
 
 
@@ -54,23 +64,32 @@ def data_root(tmp_path_factory) -> str:
     return root
 
 
-def test_train_checkpoint_resume_test_infer(data_root, tmp_path):
-    work = str(tmp_path / 'work')
-    py = sys.executable
-    _run([py, 'tools/train.py', CONFIG, '--work-dir', work,
-          '--cfg-options', *_options(data_root, 2)])
+@pytest.fixture(scope='module')
+def trained(data_root, tmp_path_factory) -> str:
+    """A work dir with iter_2.pth of the demo config (the person tree)."""
+    work = str(tmp_path_factory.mktemp('work'))
+    _run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work,
+          '--cfg-options', *_options(data_root, 2)], timeout=300)
     assert osp.isfile(osp.join(work, 'iter_2.pth'))
+    return work
+
+
+def test_train_checkpoint_resume_test_infer(data_root, trained, tmp_path):
+    work = str(tmp_path / 'work')
+    shutil.copytree(trained, work)
+    py = sys.executable
 
     # resume from the latest checkpoint and go on to iteration 4
     log = _run([py, 'tools/train.py', CONFIG, '--work-dir', work, '--resume',
-                '--cfg-options', *_options(data_root, 4)])
+                '--cfg-options', *_options(data_root, 4)], timeout=300)
     assert 'resumed epoch: 0, iter: 2' in log
     assert osp.isfile(osp.join(work, 'iter_4.pth'))
-    assert torch.load(osp.join(work, 'iter_4.pth'))['meta']['iter'] == 4  # weights_only load
+    meta = torch.load(osp.join(work, 'iter_4.pth'))['meta']  # a weights_only load
+    assert meta['iter'] == 4 and meta['hierarchy'] == ClassHierarchy(TREE).to_dict()
 
     log = _run([py, 'tools/test.py', CONFIG, osp.join(work, 'iter_4.pth'), '--eval', 'mIoU',
                 '--work-dir', str(tmp_path / 'test'), '--out', str(tmp_path / 'out'),
-                '--cfg-options', *_options(data_root, 4)])
+                '--cfg-options', *_options(data_root, 4)], timeout=300)
     assert 'mIoU_L1' in log and 'consistency' in log
     # --out: one PNG per val image at every level
     assert [len(list((tmp_path / 'out' / f'L{k}').glob('*.png'))) for k in (1, 2, 3)] == [3] * 3
@@ -80,7 +99,7 @@ def test_train_checkpoint_resume_test_infer(data_root, tmp_path):
 
     out = tmp_path / 'renders'
     _run([py, 'tools/infer.py', CONFIG, osp.join(work, 'iter_4.pth'),
-          osp.join(data_root, 'JPEGImages'), '--out-dir', str(out)])
+          osp.join(data_root, 'JPEGImages'), '--out-dir', str(out)], timeout=300)
     assert len(list(out.glob('*.png'))) == 9  # 6 train + 3 val images
 
 
@@ -104,3 +123,51 @@ def test_amp_on_cpu_stops_with_a_message(tmp_path):
                            str(tmp_path)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
                           capture_output=True, text=True)
     assert proc.returncode != 0 and '--amp needs a CUDA GPU' in proc.stderr
+
+
+def _last_line(log: str) -> str:
+    return log.strip().splitlines()[-1]
+
+
+def test_checkpoint_of_another_tree_is_refused(data_root, trained, tmp_path):
+    (tmp_path / 'moved.json').write_text(MOVED)
+    ckpt = osp.join(trained, 'iter_2.pth')
+    py, other = sys.executable, [f'hierarchy={tmp_path / "moved.json"}']
+    person, moved = ClassHierarchy(TREE), ClassHierarchy(str(tmp_path / 'moved.json'))
+    image = osp.join(data_root, 'JPEGImages')
+    commands = {
+        'test.py': [py, 'tools/test.py', CONFIG, ckpt, '--work-dir', str(tmp_path / 't')],
+        'infer.py': [py, 'tools/infer.py', CONFIG, ckpt, image, '--out-dir', str(tmp_path / 'i')],
+        'resume': [py, 'tools/train.py', CONFIG, '--resume', ckpt,
+                   '--work-dir', str(tmp_path / 'r')],
+    }
+    for name, args in commands.items():
+        log = _run(args + ['--cfg-options', *_options(data_root, 4), *other], expect_rc=1)
+        assert _last_line(log) == (
+            f'error: {ckpt} was trained on another tree: checkpoint: {person.describe()}; '
+            f'config: {moved.describe()} (load it anyway with --allow-other-tree, e.g. to '
+            'fine-tune on a new tree)'), name
+    assert not osp.exists(tmp_path / 'r' / 'iter_4.pth')  # refused before training
+    # asked for, it loads (same nodes, so every weight fits) and says so
+    log = _run(commands['test.py'] + ['--allow-other-tree', '--cfg-options',
+                                      *_options(data_root, 4), *other], timeout=300)
+    assert 'loading it anyway' in log and 'mIoU_L1' in log
+
+
+def test_config_errors_are_one_line_before_anything_is_built(tmp_path):
+    py = sys.executable
+    cases = {
+        # a data path: named by its key, before the model build (not when training starts)
+        ('train_dataloader.dataset.data_root=/nowhere', 'train_dataloader.dataset.generate=None'):
+            "error: train_dataloader.dataset.data_root: no such folder '/nowhere'",
+        ('hierarchy=nope', ): "error: hierarchy: unknown hierarchy preset 'nope'",
+        ('val_evaluator.hierarchy=pascal_part_seeds', ):
+            'error: parts state different trees: hierarchy (stated in ',
+    }
+    for options, expected in cases.items():
+        work = tmp_path / str(len(os.listdir(tmp_path)))
+        log = _run([py, 'tools/train.py', CONFIG, '--work-dir', str(work), '--cfg-options',
+                    *options], expect_rc=1)
+        assert _last_line(log).startswith(expected), log[-2000:]
+        assert 'Traceback' not in log and 'custom_imports' not in log  # no trace, no config dump
+        assert not work.exists()  # nothing built, nothing written
