@@ -7,7 +7,8 @@ naming the file, anything that would otherwise be trained on as garbage.
 """
 import os.path as osp
 import re
-from typing import Dict, List, Mapping, Optional, Sequence
+from numbers import Integral
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -53,7 +54,7 @@ def canonical_name(name: str, aliases: Mapping[str, str]) -> str:
 
 def layout_to_tree(layout_classes: Sequence[str], hierarchy: ClassHierarchy,
                    aliases: Optional[Mapping[str, str]] = None,
-                   source: str = 'dataset') -> List[int]:
+                   source: str = 'dataset', unique: bool = True) -> List[int]:
     """Tree leaf id of every layout id, matched by (aliased) leaf name.
 
     Args:
@@ -61,27 +62,112 @@ def layout_to_tree(layout_classes: Sequence[str], hierarchy: ClassHierarchy,
         hierarchy: the config's tree.
         aliases: other spelling -> canonical name, applied to both sides.
         source: what to name in the error (a file or a dataset).
+        unique: refuse two layout names that land on the same leaf (off when
+            several disk ids are merged into one leaf on purpose).
 
     Returns:
         list, entry i = tree id of layout id i.
     """
     aliases = DEFAULT_ALIASES if aliases is None else aliases
-    tree = {canonical_name(n, aliases): lid for lid, n in enumerate(hierarchy.leaf_names)}
+    tree: Dict[str, List[int]] = {}
+    for lid, n in enumerate(hierarchy.leaf_names):
+        tree.setdefault(canonical_name(n, aliases), []).append(lid)
     mapping, missing = [], []
     for name in layout_classes:
         key = canonical_name(name, aliases)
         if key not in tree:
             missing.append(name)
-        mapping.append(tree.get(key, -1))
+        elif len(tree[key]) > 1:  # e.g. leaves 'bg' and 'background' under the default aliases
+            raise ValueError(
+                f'{source}: layout class {name!r} matches the leaves '
+                f'{[hierarchy.leaf_names[i] for i in tree[key]]}, which the aliases '
+                f'{dict(aliases)} spell alike; pass `aliases` that tell them apart')
+        mapping.append(tree[key][0] if key in tree else -1)
     if missing:
         raise ValueError(
             f'{source}: layout classes {missing} are not leaves of the hierarchy '
             f'(leaves {hierarchy.leaf_names}; aliases {dict(aliases)}). Add them to the tree '
             'or give an alias.')
-    if len(set(mapping)) != len(mapping):
+    if unique and len(set(mapping)) != len(mapping):
         raise ValueError(f'{source}: two layout classes of {list(layout_classes)} map to the '
                          f'same leaf of {hierarchy.leaf_names}')
     return mapping
+
+
+LayoutClasses = Union[Sequence[Optional[str]], Mapping[Union[int, str], Optional[str]]]
+
+
+def _disk_id(key: Union[int, str], source: str) -> int:
+    # YAML / JSON configs give mapping keys as strings: accept "7" as 7, nothing looser.
+    if isinstance(key, Integral) and not isinstance(key, bool) and key >= 0:
+        return int(key)
+    if isinstance(key, str) and key.strip().isdigit():
+        return int(key.strip())
+    raise ValueError(f'{source}: layout_classes key {key!r} is not a label id on disk '
+                     '(a non-negative integer, or its digits as a string)')
+
+
+def layout_table(layout_classes: LayoutClasses, hierarchy: ClassHierarchy,
+                 aliases: Optional[Mapping[str, str]] = None,
+                 source: str = 'dataset') -> List[int]:
+    """Look-up table disk id -> tree leaf id, from the names of the disk ids.
+
+    Args:
+        layout_classes: a sequence (entry i names disk id i) or a mapping
+            {disk id (int or digit string): name}. A name is matched to a leaf
+            as in `layout_to_tree`; None ignores that disk id. In a mapping
+            several disk ids may name one leaf (they are merged), and disk ids
+            it does not list are not part of the layout.
+        hierarchy: the config's tree; its ignore index is used for None.
+        aliases: other spelling -> canonical name.
+        source: what to name in the error.
+
+    Returns:
+        list of length max disk id + 1: entry i = tree leaf id of disk id i,
+        the ignore index for an ignored id, -1 for an id the mapping lacks
+        (`decode_label_map` rejects such a value, naming the file).
+    """
+    if isinstance(layout_classes, Mapping):
+        names = {_disk_id(k, source): v for k, v in layout_classes.items()}
+        if len(names) != len(layout_classes):
+            raise ValueError(f'{source}: layout_classes gives a disk id twice '
+                             f'(as a number and as a string): {dict(layout_classes)}')
+    elif isinstance(layout_classes, Sequence) and not isinstance(layout_classes, str):
+        names = dict(enumerate(layout_classes))
+    else:
+        raise TypeError(f'{source}: layout_classes must be a list of names or a mapping '
+                        f'{{disk id: name}}, got {layout_classes!r}')
+    named = {i: n for i, n in names.items() if n is not None}
+    if not named:
+        raise ValueError(f'{source}: layout_classes {layout_classes!r} names no leaf')
+    wrong = [n for n in named.values() if not isinstance(n, str)]
+    if wrong:
+        raise TypeError(f'{source}: layout_classes values must be leaf names or None, '
+                        f'got {wrong}')
+    ignore = hierarchy.ignore_index
+    if ignore in named:
+        raise ValueError(f'{source}: disk id {ignore} is the ignore index and cannot name a '
+                         f'leaf ({named[ignore]!r}); map it to None or use another ignore_index')
+    leaf_ids = layout_to_tree(list(named.values()), hierarchy, aliases, source,
+                              unique=not isinstance(layout_classes, Mapping))
+    table = [-1] * (max(names) + 1)
+    for i in names:
+        table[i] = ignore
+    for i, lid in zip(named, leaf_ids):
+        table[i] = lid
+    return table
+
+
+def _id_ranges(ids: Sequence[int]) -> str:
+    """'0..3, 5, 7..9' for [0, 1, 2, 3, 5, 7, 8, 9] (sorted input)."""
+    parts, start = [], None
+    for k, v in enumerate(ids):
+        if start is None:
+            start = v
+        if k + 1 == len(ids) or ids[k + 1] != v + 1:
+            parts.append(str(v) if v == start else f'{start}..{v}')
+            start = None
+    return ', '.join(parts)
 
 
 _CLASS_LINE = re.compile(r'^\s*(?:(\d+)\s*[:,=\s]\s*([^\s:,=]+)|([^\s:,=]+)\s*[:,=\s]\s*(\d+)|'
@@ -178,7 +264,8 @@ def decode_label_map(raw: np.ndarray, layout_to_tree_ids: Sequence[int], ignore_
 
     Args:
         raw: (H, W) integer layout ids, or the ignore index.
-        layout_to_tree_ids: entry i = tree id of layout id i.
+        layout_to_tree_ids: entry i = tree id of layout id i (`layout_table`);
+            an entry equal to `ignore_index` ignores that id, -1 rejects it.
         ignore_index: kept as is.
         source: the file, named in every error.
         expected_shape: (H, W) of the image, checked when given.
@@ -224,8 +311,9 @@ def decode_label_map(raw: np.ndarray, layout_to_tree_ids: Sequence[int], ignore_
                     'grayscale: save the label as a palette PNG or as ids 0..'
                     f'{len(layout_to_tree_ids) - 1}, or decode them explicitly '
                     '(LoadCheckedAnnotations(voc_colours=True)).')
+        known = [i for i, t in enumerate(layout_to_tree_ids) if t >= 0]
         raise ValueError(
-            f'{source}: label values {bad[:20]} are not layout ids 0..'
-            f'{len(layout_to_tree_ids) - 1} nor the ignore index {ignore_index}.{hint}')
+            f'{source}: label values {bad[:20]} are not layout ids {_id_ranges(known)} '
+            f'nor the ignore index {ignore_index}.{hint}')
     # a uint8 table gathers in one pass and yields mmseg's label dtype directly
     return lut.clip(0).astype(np.uint8)[raw]

@@ -1,9 +1,9 @@
-import os.path as osp
-from typing import List, Mapping, Union
+from typing import List, Mapping, Tuple, Union
 
 from mmseg.registry import DATASETS
 
 from ..hierarchy import ClassHierarchy
+from .hierarchical_seg_dataset import _default_arg, _join
 from .labels import read_classes_file
 from .pascal_person_part import PascalPersonPartDataset
 
@@ -16,7 +16,8 @@ class PascalPartNpyDataset(PascalPersonPartDataset):
     `train_id.txt`, `val_id.txt`, `classes.txt` ("0: bg", "1: low_hand", ...).
     The layout's ids are those of classes.txt, mapped onto the tree's leaves by
     name (bg -> background, low_hand -> lower_arm, up_hand -> upper_arm, ...).
-    Load labels with `LoadNpyAnnotations`.
+    Load labels with `LoadNpyAnnotations` (a plain `dict(type='LoadAnnotations')`
+    is read as it).
 
     Args:
         classes_file: the id -> name table, relative to `data_root`.
@@ -34,9 +35,14 @@ class PascalPartNpyDataset(PascalPersonPartDataset):
                          seg_map_suffix=seg_map_suffix, **kwargs)
 
     def get_layout_classes(self) -> List[str]:
-        if self.layout_classes:
+        if self.layout_classes is not None:
             return self.layout_classes
-        path = self.classes_file
-        if self.data_root and not osp.isabs(path):
-            path = osp.join(self.data_root, path)
-        return read_classes_file(path)
+        return read_classes_file(_join(self.data_root, self.classes_file))
+
+    @classmethod
+    def _config_paths(cls, cfg: Mapping) -> List[Tuple[str, str, str]]:
+        paths = super()._config_paths(cfg)
+        if cfg.get('layout_classes') is None:  # the layout comes from classes.txt
+            classes_file = cfg.get('classes_file', _default_arg(cls, 'classes_file'))
+            paths.append(('classes_file', _join(cfg.get('data_root'), classes_file), 'file'))
+        return paths

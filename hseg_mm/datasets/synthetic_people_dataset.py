@@ -36,6 +36,13 @@ class SyntheticPeopleDataset(PascalPersonPartDataset):
             ensure_synthetic_people(data_root, dict(generate))
         super().__init__(hierarchy=hierarchy, data_root=data_root, **kwargs)
 
+    @classmethod
+    def check_paths(cls, cfg: Mapping, key: str) -> None:
+        """As `PascalPersonPartDataset.check_paths`, except that with `generate`
+        nothing need exist yet: building the dataset writes it."""
+        if cfg.get('generate') is None:
+            super().check_paths(cfg, key)
+
 
 def ensure_synthetic_people(data_root: str, settings: dict) -> None:
     """Generate the data into `data_root` unless it is there with these settings."""

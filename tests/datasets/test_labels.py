@@ -143,3 +143,29 @@ def test_voc_decoding_rejects_unknown_values():
     with pytest.raises(ValueError, match=r'g.png: not a VOC.*\[40\]'):
         decode_label_map(np.array([[0, 38, 40]], np.uint8), list(range(7)), 255, 'g.png',
                          voc_colours=True)
+
+
+def test_decode_table_with_ignored_and_unknown_ids():
+    # disk 0 -> leaf 0, disk 1 not in the layout (-1), disk 2 ignored (255), disk 3 -> leaf 1
+    table = [0, -1, 255, 1]
+    raw = np.array([[0, 2, 3, 255]], np.uint8)
+    assert decode_label_map(raw, table, 255, 'f.png').tolist() == [[0, 255, 1, 255]]
+    with pytest.raises(ValueError, match=r'f.png: label values \[1\] are not layout ids '
+                                         r'0, 2\.\.3 nor the ignore index 255'):
+        decode_label_map(np.array([[0, 1]], np.uint8), table, 255, 'f.png')
+
+
+def test_layout_table_forms(person_tree):
+    from hseg_mm.datasets.labels import layout_table
+    # a list is layout_to_tree; None in it ignores that disk id
+    assert layout_table(STANDARD_CLASSES, person_tree) == list(range(7))
+    assert layout_table(['head', None, 'bg'], person_tree) == [1, 255, 0]
+    # a mapping: digit-string keys, gaps -1, merged ids allowed ('hair' is no leaf)
+    assert layout_table({'2': 'head', 0: 'background', 4: 'head'}, person_tree) == \
+        [0, -1, 1, -1, 1]
+    with pytest.raises(ValueError, match=r"\['hair'\]"):
+        layout_table({0: 'background', 1: 'hair'}, person_tree)
+    with pytest.raises(ValueError, match='same leaf'):  # a list names each leaf once
+        layout_table(['head', 'head'], person_tree)
+    with pytest.raises(ValueError, match='twice'):
+        layout_table({1: 'head', '1': 'torso'}, person_tree)

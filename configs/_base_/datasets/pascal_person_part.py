@@ -18,7 +18,9 @@ crop_size = (480, 480)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadCheckedAnnotations'),  # palette PNGs read as ids, checked
+    # read by the dataset's checked loader: palette PNGs as ids, ids checked against
+    # the tree, the file named in every error (HierarchicalSegDataset)
+    dict(type='LoadAnnotations'),
     dict(type='RandomResize', scale=img_scale, ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),  # no class has a side: no label swap
@@ -29,7 +31,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     # annotations after Resize: metrics are computed at the original size
-    dict(type='LoadCheckedAnnotations'),
+    dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
 # `tools/test.py --tta`: multi-scale + flip, leaf scores averaged over the views.
@@ -40,7 +42,7 @@ tta_pipeline = [
         [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadCheckedAnnotations')],
+        [dict(type='LoadAnnotations')],
         [dict(type='PackSegInputs')],
     ])
 ]

@@ -53,7 +53,7 @@ class LoadCheckedAnnotations(LoadAnnotations):
         path = results['seg_map_path']
         if 'layout_to_tree' not in results:
             raise KeyError(f'{type(self).__name__} needs `layout_to_tree` in the data info '
-                           f'(set by PascalPersonPartDataset / PascalPartNpyDataset) for {path}')
+                           f'(set by HierarchicalSegDataset and its subclasses) for {path}')
         if results.get('reduce_zero_label', False):
             raise ValueError(f'{type(self).__name__}: reduce_zero_label is not supported; '
                              'give the tree a background leaf instead')
