@@ -17,6 +17,10 @@ Conventions, used throughout the package:
   the label id.
 - Label ids are the leaf classes: they must be exactly 0..L-1 (any order in the
   tree), as mmseg's `classes` are indices. `ignore_index` passes through unchanged.
+
+A config states its tree once, as the top-level `hierarchy`: this mapping, a preset
+name (a file in configs/_base_/hierarchies/) or a YAML/JSON tree file;
+`hseg_mm.engine.apply_hierarchy` hands it to every part.
 """
 import os.path as osp
 from collections.abc import Mapping

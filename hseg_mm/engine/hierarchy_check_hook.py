@@ -24,9 +24,9 @@ def _part_tree(part) -> Optional[ClassHierarchy]:
     return build_hierarchy(meta['hierarchy']) if meta.get('hierarchy') else None
 
 
-def built_trees(runner) -> List[Tuple[str, ClassHierarchy]]:
-    """(part, tree) of the model, the datasets and metrics of the built loops, and
-    the visualizer; a part that holds no tree is left out."""
+def built_parts(runner) -> List[Tuple[str, object]]:
+    """(name, part) of the model, the datasets and metrics of the built loops, and
+    the visualizer."""
     parts = [('model', _unwrap(runner.model))]
     for name in ('train', 'val', 'test'):
         loop = getattr(runner, f'_{name}_loop', None)
@@ -36,7 +36,12 @@ def built_trees(runner) -> List[Tuple[str, ClassHierarchy]]:
         for i, metric in enumerate(getattr(getattr(loop, 'evaluator', None), 'metrics', [])):
             parts.append((f'{name}_evaluator[{i}] ({type(metric).__name__})', metric))
     parts.append(('visualizer', runner.visualizer))
-    return [(name, tree) for name, tree in ((n, _part_tree(p)) for n, p in parts)
+    return parts
+
+
+def built_trees(runner) -> List[Tuple[str, ClassHierarchy]]:
+    """(part, tree) of every built part that holds a tree."""
+    return [(name, tree) for name, tree in ((n, _part_tree(p)) for n, p in built_parts(runner))
             if tree is not None]
 
 
@@ -65,6 +70,13 @@ class HierarchyCheckHook(Hook):
         others = [(n, t) for n, t in trees[1:] if not t.same_tree(reference[1])]
         if others:
             raise ConfigError(mismatch_message(reference, others))
+        # a dataset that holds no tree (e.g. one of mmseg's) must at least label the leaves
+        leaves = reference[1].leaf_names
+        for name, part in built_parts(runner):
+            classes = (getattr(part, 'metainfo', None) or {}).get('classes')
+            if _part_tree(part) is None and classes is not None and list(classes) != leaves:
+                raise ConfigError(f'{name} has classes {list(classes)}, but the tree of '
+                                  f'{reference[0]} has leaves {leaves} (label id order)')
 
     def _model_tree(self, runner) -> Optional[ClassHierarchy]:
         return _part_tree(_unwrap(runner.model))

@@ -228,3 +228,13 @@ def test_checkpoints_carry_the_tree(four_level_runner):
     with pytest.raises(ConfigError, match='another tree'):
         HierarchyCheckHook().after_load_checkpoint(
             four_level_runner, dict(meta=dict(hierarchy=MOVED)))
+
+
+def test_a_dataset_without_a_tree_must_label_the_leaves(four_level_runner, monkeypatch):
+    dataset = four_level_runner.train_loop.dataloader.dataset
+    # as one of mmseg's datasets: classes only, here in another order than the leaf ids
+    monkeypatch.setattr(dataset, 'hierarchy', None)
+    monkeypatch.setattr(dataset, '_metainfo', dict(classes=['background', 'head', 'torso',
+                        'upper_arm', 'lower_arm', 'upper_leg', 'lower_leg']))
+    with pytest.raises(ConfigError, match=r"train_dataloader.dataset has classes \['background'"):
+        HierarchyCheckHook().before_run(four_level_runner)
