@@ -2,21 +2,13 @@
 # (same head, losses and inference), shrunk to a half-width ResNet-18-D8 with BN, trained
 # from scratch on synthetic people at 128x128, batch 8, on a 2-core CPU.
 _base_ = [
-    './_base_/models/hssn_deeplabv3plus_r101-d8.py', './_base_/datasets/synthetic_people.py',
+    './_base_/models/hssn_deeplabv3plus_r18-d8_cpu.py', './_base_/datasets/synthetic_people.py',
     './_base_/default_runtime.py',
     './_base_/hierarchies/pascal_person_part.yaml', './_base_/schedules/schedule_30k.py'
 ]
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
 iters = 1500
-norm_cfg = dict(type='BN', requires_grad=True)
-model = dict(
-    data_preprocessor=dict(size={{_base_.crop_size}}),
-    pretrained=None,  # nothing to download: trained from scratch
-    backbone=dict(depth=18, stem_channels=32, base_channels=32, norm_cfg=norm_cfg),
-    decode_head=dict(in_channels=256, channels=64, dilations=(1, 6, 12, 18),
-                     c1_in_channels=32, c1_channels=16, norm_cfg=norm_cfg,
-                     embedding_channels=64),
-    auxiliary_head=None)
+model = dict(data_preprocessor=dict(size={{_base_.crop_size}}))
 # From scratch, so a larger lr than the fine-tuning recipe, decayed by poly.
 optimizer = dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0005)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer)

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 __all__ = ['ClassHierarchy', 'HierarchyError', 'HIERARCHY_DIR', 'build_hierarchy',
-           'load_tree_file', 'preset_names', 'resolve_tree']
+           'load_tree_file', 'preset_names', 'resolve_tree', 'tree_from_paths']
 
 # The shipped trees, one file each, with their sources (configs/_base_/hierarchies/).
 # A preset name is a file name there without its suffix.
@@ -48,11 +48,53 @@ def preset_names() -> List[str]:
     return sorted(p.stem for p in HIERARCHY_DIR.iterdir() if p.suffix in TREE_FILE_SUFFIXES)
 
 
+def tree_from_paths(names: Sequence[str], separator: str = '--',
+                    source: str = 'label names') -> dict:
+    """A tree from label names that are paths, as Mapillary Vistas names its labels
+    (`construction--flat--road`, `object--vehicle--car`).
+
+    Name i is the leaf of label id i; every proper prefix of a name is an inner
+    node. A node is named by its whole path, so equal last parts under different
+    parents (`marking--continuous--dashed`, `marking-only--continuous--dashed`)
+    stay apart.
+
+    Returns:
+        the nested mapping, children in the order the names first reach them.
+    """
+    tree: dict = {}
+    for label, name in enumerate(names):
+        parts = name.split(separator)
+        if not name or not all(parts):
+            raise HierarchyError(f'{source}: label {label} {name!r} is not a path of '
+                                 f'non-empty parts joined by {separator!r}')
+        node = tree
+        for depth in range(1, len(parts)):
+            key = separator.join(parts[:depth])
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise HierarchyError(f'{source}: {key!r} is a label (id {child}) and also the '
+                                     f'parent of label {label} {name!r}')
+            node = child
+        if name in node:
+            raise HierarchyError(f'{source}: label {label} {name!r} is given twice, or is '
+                                 'also the parent of another label')
+        node[name] = label
+    return tree
+
+
+def _is_label_list(content: object) -> bool:
+    # Mapillary Vistas' config_v*.json: {"labels": [{"name": "animal--bird", ...}, ...]}
+    return isinstance(content, Mapping) and isinstance(content.get('labels'), list) and \
+        all(isinstance(x, Mapping) and 'name' in x for x in content['labels'])
+
+
 def load_tree_file(path: Union[str, Path]) -> dict:
     """The nested mapping of a tree file (YAML or JSON).
 
-    The file holds the tree itself, or, as the shipped files do so that a config
-    can name them in `_base_`, a mapping whose only key is `hierarchy`.
+    The file holds the tree itself; or, as the shipped files do so that a config
+    can name them in `_base_`, a mapping whose only key is `hierarchy`; or, as
+    Mapillary Vistas' `config_v2.0.json` does, a `labels` list whose `name`s are
+    `--` paths, label id = position (the tree is built by `tree_from_paths`).
     """
     import mmengine.fileio
     path = str(path)
@@ -65,6 +107,8 @@ def load_tree_file(path: Union[str, Path]) -> dict:
     if isinstance(tree, Mapping) and list(tree) == ['hierarchy'] and \
             isinstance(tree['hierarchy'], Mapping):
         tree = tree['hierarchy']
+    elif _is_label_list(tree):
+        tree = tree_from_paths([x['name'] for x in tree['labels']], source=path)
     if not isinstance(tree, Mapping):
         raise HierarchyError(f'{path}: a tree file holds a nested mapping of names to label '
                              f'ids, got {type(tree).__name__}')

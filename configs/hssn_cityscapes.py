@@ -1,0 +1,2 @@
+_base_ = ['./hssn/hssn_r101-d8_4xb2-80k_cityscapes-512x1024.py']
+custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
