@@ -10,8 +10,9 @@ import argparse
 import os.path as osp
 
 import hseg_mm  # noqa: F401  (shims and registration first)
-from hseg_mm.engine.launch import (add_launch_args, check_eval_metrics, load_config,
-                                   prepare_runtime, set_local_rank, skip_pretrained)
+from hseg_mm.engine.launch import (add_launch_args, check_eval_metrics, close_process_group,
+                                   load_config, prepare_runtime, set_local_rank,
+                                   skip_pretrained)
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,6 +64,8 @@ def main() -> None:
     runner = Runner.from_cfg(cfg)
     runner.test()
     save_level_table(runner)
+    del runner  # DDP before its process group
+    close_process_group()
 
 
 def save_level_table(runner) -> None:

@@ -6,8 +6,8 @@
 import argparse
 
 import hseg_mm  # noqa: F401  (shims and registration first)
-from hseg_mm.engine.launch import (add_launch_args, load_config, prepare_runtime,
-                                   set_local_rank)
+from hseg_mm.engine.launch import (add_launch_args, close_process_group, load_config,
+                                   prepare_runtime, set_local_rank)
 
 
 def parse_args() -> argparse.Namespace:
@@ -37,6 +37,8 @@ def main() -> None:
     from mmseg.registry import RUNNERS
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.train()
+    del runner  # DDP before its process group
+    close_process_group()
 
 
 if __name__ == '__main__':
