@@ -9,6 +9,7 @@ import gc
 import logging
 import os
 import os.path as osp
+import re
 from typing import Any, Optional, Sequence
 
 import torch
@@ -75,7 +76,9 @@ def prepare_runtime(cfg: Config, launcher: str = 'none', amp: bool = False) -> C
         if _replace_type(cfg.model, 'SyncBN', 'BN'):
             print_log('no CUDA: SyncBN replaced by BN', logger='current',
                       level=logging.WARNING)
-        if launcher == 'pytorch':
+        if launcher == 'slurm':
+            _set_dist_env_from_slurm()
+        if launcher in ('pytorch', 'slurm'):
             _init_cpu_process_group(cfg)
     return cfg
 
@@ -89,6 +92,28 @@ def _init_cpu_process_group(cfg: Config) -> None:
     wrapper['device_ids'] = None
     wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
     cfg.model_wrapper_cfg = wrapper
+
+
+def _set_dist_env_from_slurm() -> None:
+    # What mmengine's _init_dist_slurm sets before its CUDA call: ranks from srun,
+    # the master is the allocation's first node, MASTER_PORT (else 29500) and
+    # MASTER_ADDR are kept when set.
+    env = os.environ
+    if 'SLURM_PROCID' not in env:
+        raise SystemExit('--launcher slurm: no SLURM_PROCID, so this process was not '
+                         'started by srun; use tools/slurm_train.sh or slurm_test.sh')
+    env['RANK'] = env['SLURM_PROCID']
+    env['WORLD_SIZE'] = env['SLURM_NTASKS']
+    env['LOCAL_RANK'] = env.get('SLURM_LOCALID', '0')
+    env.setdefault('MASTER_PORT', '29500')
+    env.setdefault('MASTER_ADDR', first_slurm_host(env['SLURM_NODELIST']))
+
+
+def first_slurm_host(nodelist: str) -> str:
+    """The first host of a Slurm host list ('node[07-09,12],gpu1' -> 'node07'), as
+    `scontrol show hostnames LIST | head -n1` gives it, without needing scontrol."""
+    first = re.split(r',(?![^\[]*\])', nodelist.strip())[0]
+    return re.sub(r'\[([^\],-]+)[^\]]*\]', r'\1', first)
 
 
 def close_process_group() -> None:
