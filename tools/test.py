@@ -11,8 +11,8 @@ import os.path as osp
 
 import hseg_mm  # noqa: F401  (shims and registration first)
 from hseg_mm.engine.launch import (add_launch_args, build_runner, check_eval_metrics,
-                                   load_config, prepare_runtime, run_tool, set_local_rank,
-                                   skip_pretrained)
+                                   close_process_group, load_config, prepare_runtime,
+                                   run_tool, set_local_rank, skip_pretrained)
 
 
 def parse_args() -> argparse.Namespace:
@@ -65,6 +65,8 @@ def main() -> None:
     runner = build_runner(cfg)
     runner.test()
     save_level_table(runner)
+    del runner  # DDP before its process group
+    close_process_group()
 
 
 def save_level_table(runner) -> None:

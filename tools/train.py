@@ -6,8 +6,8 @@
 import argparse
 
 import hseg_mm  # noqa: F401  (shims and registration first)
-from hseg_mm.engine.launch import (add_launch_args, build_runner, load_config,
-                                   prepare_runtime, run_tool, set_local_rank)
+from hseg_mm.engine.launch import (add_launch_args, build_runner, close_process_group,
+                                   load_config, prepare_runtime, run_tool, set_local_rank)
 
 
 def parse_args() -> argparse.Namespace:
@@ -34,7 +34,10 @@ def main() -> None:
         cfg.resume, cfg.load_from = True, args.resume
     if args.allow_other_tree:
         cfg.allow_other_tree = True
-    build_runner(cfg).train()
+    runner = build_runner(cfg)
+    runner.train()
+    del runner  # DDP before its process group
+    close_process_group()
 
 
 if __name__ == '__main__':
