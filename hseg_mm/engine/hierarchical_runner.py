@@ -1,25 +1,49 @@
-"""mmengine's Runner, given the config's one tree before it builds anything."""
+"""mmengine's Runner, given the config's one tree before it builds anything, and
+made to resume a run exactly where it stopped."""
 import copy
-from typing import Union
+import json
+import os
+import os.path as osp
+import re
+from typing import Optional, Union
 
+import torch
 from mmengine.config import Config, ConfigDict
+from mmengine.hooks import CheckpointHook
+from mmengine.logging import print_log
 from mmengine.runner import Runner
+from mmengine.runner.checkpoint import find_latest_checkpoint
+from mmengine.visualization import LocalVisBackend, TensorboardVisBackend
 from mmseg.registry import RUNNERS
 
+from .atomic_local_backend import ATOMIC_BACKEND_ARGS
 from .hierarchy_check_hook import HierarchyCheckHook
 from .hierarchy_config import apply_hierarchy
+from .random_state_hook import RandomStateHook
+
+_TIMESTAMP = re.compile(r'\d{8}_\d{6}$')
 
 
 @RUNNERS.register_module()
 class HierarchicalRunner(Runner):
-    """A Runner whose config states its class tree once, at the top level.
+    """A Runner whose config states its class tree once, at the top level, and
+    whose runs survive a kill.
 
     Selected by `runner_type = 'HierarchicalRunner'` (configs/_base_/default_runtime.py):
     `RUNNERS.build(cfg)`, as mmseg's and hseg_mm's tools/train.py and test.py do,
     calls `from_cfg`, which runs `apply_hierarchy` (the tree into every part, the
-    data paths checked) before the config is dumped or the model built. It
-    registers `HierarchyCheckHook` unless the config lists one, with
-    `allow_other_tree` from the config's top-level key of that name.
+    data paths checked) before the config is dumped or the model built. Unless the
+    config lists them itself, it registers:
+
+    - `HierarchyCheckHook` (`allow_other_tree` from the config's top-level key);
+    - `RandomStateHook`: every rank's random states in the checkpoints, restored
+      on `--resume`, so the resumed run ends in the same weights as an
+      uninterrupted one.
+
+    Checkpoints of a local work dir are written atomically (`AtomicLocalBackend`).
+    A resumed run writes into the log folder of the run it resumes (same text log,
+    TensorBoard run and scalars.json), without the steps the interrupted run logged
+    after its checkpoint.
     """
 
     @classmethod
@@ -35,7 +59,61 @@ class HierarchicalRunner(Runner):
         if not any(isinstance(hook, HierarchyCheckHook) for hook in self.hooks):
             self.register_hook(HierarchyCheckHook(
                 allow_other_tree=bool(self.cfg.get('allow_other_tree', False))))
+        if not any(isinstance(hook, RandomStateHook) for hook in self.hooks):
+            self.register_hook(RandomStateHook())
+        for hook in self.hooks:
+            if isinstance(hook, CheckpointHook) and hook.backend_args is None and \
+                    '://' not in str(hook.out_dir or self.work_dir):
+                hook.backend_args = dict(ATOMIC_BACKEND_ARGS)
         self.checkpoint_being_loaded = None
+
+    # ------------------------------------------------------------ resuming
+    def _resumed_checkpoint(self) -> Optional[str]:
+        """The checkpoint `--resume` will load, if it is a local file."""
+        if not self.cfg.get('resume', False):
+            return None
+        path = self.cfg.get('load_from') or find_latest_checkpoint(self._work_dir)
+        return path if path and osp.isfile(path) else None
+
+    def setup_env(self, env_cfg: dict) -> None:
+        super().setup_env(env_cfg)
+        # A resumed run logs into the folder of the run it resumes: the timestamp names
+        # it. Read from the checkpoint's meta without reading its tensors (mmap).
+        path = self._resumed_checkpoint()
+        if path is None:
+            return
+        try:
+            meta = torch.load(path, map_location='cpu', mmap=True, weights_only=True)['meta']
+        except Exception:  # not ours, or unreadable: resume() will say so
+            return
+        previous = str(meta.get('experiment_name', ''))[-15:]
+        if _TIMESTAMP.match(previous) and osp.isdir(osp.join(self._work_dir, previous)):
+            self._timestamp = previous
+
+    def load_or_resume(self) -> None:
+        resuming = self._resume and not self._has_loaded
+        super().load_or_resume()
+        if resuming and self._has_loaded:
+            self._drop_logs_after(self.iter)
+
+    def _drop_logs_after(self, step: int) -> None:
+        """Forget what the interrupted run logged after its checkpoint (`step`)."""
+        for backend in getattr(self.visualizer, '_vis_backends', {}).values():
+            if isinstance(backend, LocalVisBackend):
+                path = osp.join(backend._save_dir, backend._scalar_save_file)
+                if osp.isfile(path):
+                    with open(path) as f:
+                        kept = [ln for ln in f if json.loads(ln).get('step', 0) <= step]
+                    with open(path, 'w') as f:
+                        f.writelines(kept)
+            elif isinstance(backend, TensorboardVisBackend) and \
+                    getattr(backend, '_tensorboard', None) is not None:
+                # TensorBoard hides the earlier events at steps >= purge_step
+                writer_cls = type(backend._tensorboard)
+                backend._tensorboard.close()
+                backend._tensorboard = writer_cls(backend._save_dir, purge_step=step + 1)
+        print_log(f'resumed at iteration {step}: logging on in {self._log_dir}',
+                  logger='current')
 
     def load_checkpoint(self, filename: str, *args, **kwargs):
         # named in HierarchyCheckHook's message; resume() loads through here too
