@@ -279,6 +279,7 @@ def apply_hierarchy(cfg: Config, check_paths: bool = True) -> ClassHierarchy:
         raise ConfigError(mismatch_message((where, tree), others) +
                           ' (state the tree once, at the top level, and leave it out of the parts)')
 
+    _check_loss_placement(cfg, registries['model'])
     filled_models = set()
     for kind, key, part in parts:
         if part.get(TREE_KEY) is not None or not _takes_tree(registries[kind], part):
@@ -291,6 +292,25 @@ def apply_hierarchy(cfg: Config, check_paths: bool = True) -> ClassHierarchy:
     if check_paths:
         _check_data_paths(parts, registries['dataset'])
     return tree
+
+
+def _check_loss_placement(cfg: Config, models) -> None:
+    """A tree loss (it scores the tree's nodes) only in a hierarchical head."""
+    for key in ('model', 'tta_model.module'):
+        model = cfg.get(key) if '.' not in key else (cfg.get('tta_model') or {}).get('module')
+        if not isinstance(model, Mapping):
+            continue
+        for head_key in ('decode_head', 'auxiliary_head'):
+            for hkey, head in _items(model.get(head_key), f'{key}.{head_key}'):
+                if _takes_tree(models, head):
+                    continue
+                for lkey, loss in _items(head.get('loss_decode'), f'{hkey}.loss_decode'):
+                    if _takes_tree(models, loss):
+                        raise ConfigError(
+                            f'{lkey}: {loss.get("type")} scores the nodes of the tree, but '
+                            f'{hkey} ({head.get("type")}) is a plain head with one channel '
+                            'per leaf; use a hierarchical head there (e.g. '
+                            'HierarchicalFCNHead) or a leaf loss such as CrossEntropyLoss')
 
 
 def _check_data_paths(parts: List[Tuple[str, str, Any]], datasets) -> None:

@@ -238,3 +238,14 @@ def test_a_dataset_without_a_tree_must_label_the_leaves(four_level_runner, monke
                         'upper_arm', 'lower_arm', 'upper_leg', 'lower_leg']))
     with pytest.raises(ConfigError, match=r"train_dataloader.dataset has classes \['background'"):
         HierarchyCheckHook().before_run(four_level_runner)
+
+
+def test_a_tree_loss_in_a_plain_head_names_the_head_and_key(tmp_path):
+    path = _child(tmp_path, "model = dict(auxiliary_head=dict(loss_decode=[\n"
+                  "    dict(type='CrossEntropyLoss', loss_weight=0.4),\n"
+                  "    dict(type='FocalTreeMinLoss')]))",
+                  base=osp.join(ROOT, 'configs', 'hssn_r101_deeplabv3plus.py'))
+    with pytest.raises(ConfigError, match=r'^model\.auxiliary_head\.loss_decode\.1: '
+                                          r'FocalTreeMinLoss scores the nodes of the tree, '
+                                          r'but model\.auxiliary_head \(FCNHead\) is a plain'):
+        _applied(path)

@@ -292,6 +292,11 @@ def test_segmentor_bad_arguments(person_tree):
     with pytest.raises(ValueError, match=r'auxiliary_head\[0\].*num_classes=3'):
         deeplab_r18('pascal_person_part', auxiliary_head=[dict(
             type='FCNHead', in_channels=256, in_index=2, channels=8, num_classes=3)])
+    with pytest.raises(ValueError, match=r'auxiliary_head\[0\] \(FCNHead\) is a plain head'
+                                         r'.*loss_decode\[1\] \(FocalTreeMinLoss\)'):
+        deeplab_r18('pascal_person_part', auxiliary_head=[dict(
+            type='FCNHead', in_channels=256, in_index=2, channels=8, loss_decode=[
+                dict(type='CrossEntropyLoss'), dict(type='FocalTreeMinLoss')])])
     with pytest.raises(ValueError, match='another hierarchy than model.hierarchy'):
         deeplab_r18('pascal_person_part', decode_head=dict(
             type='HierarchicalFCNHead', hierarchy='pascal_part_seeds', in_channels=512,

@@ -10,7 +10,7 @@ from mmseg.utils import ConfigType, OptSampleList, SampleList
 from torch import Tensor, nn
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
-from ..decode_heads.hierarchical_head_mixin import HierarchicalHeadMixin
+from ..decode_heads.hierarchical_head_mixin import HierarchicalHeadMixin, _loss_class
 from ..inference import level_predictions
 
 __all__ = ['HierarchicalSegmentorMixin']
@@ -94,6 +94,14 @@ class HierarchicalSegmentorMixin:
                         f'auxiliary_head[{i}] ({cfg.get("type")}): num_classes='
                         f'{cfg["num_classes"]} but the hierarchy has {leaves} leaves '
                         f'{self.hierarchy.leaf_names}; leave num_classes out')
+                losses = cfg.get('loss_decode') or []
+                for j, loss in enumerate(losses if isinstance(losses, list) else [losses]):
+                    if 'hierarchy' in inspect.signature(_loss_class(loss).__init__).parameters:
+                        raise ValueError(
+                            f'auxiliary_head[{i}] ({cfg.get("type")}) is a plain head with one '
+                            f'channel per leaf, but its loss_decode[{j}] '
+                            f'({loss.get("type")}) scores the nodes of the tree; use a '
+                            'hierarchical head (e.g. HierarchicalFCNHead) or a leaf loss')
             filled.append(cfg)
         super()._init_auxiliary_head(filled if isinstance(auxiliary_head, list) else filled[0])
 
