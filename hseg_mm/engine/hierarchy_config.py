@@ -314,17 +314,34 @@ def _check_loss_placement(cfg: Config, models) -> None:
 
 
 def _check_data_paths(parts: List[Tuple[str, str, Any]], datasets) -> None:
+    """Each dataset's folders, then its file list: every listed file must exist.
+
+    Runs before the runner exists, so a wrong path or a missing file is the one line
+    a user sees, not an error once training has started. The list is built without
+    the pipeline (it needs the runner's registry scope; the real build checks it).
+    """
+    seen = []
     for kind, key, part in parts:
-        if kind != 'dataset':
-            continue
+        if kind != 'dataset' or any(part is p for p in seen):
+            continue  # test_dataloader = val_dataloader: one dict, checked once
+        seen.append(part)
         cls = _class(datasets, part)
-        check = getattr(cls, 'check_paths', None)
-        if check is None:
+        if getattr(cls, 'check_paths', None) is None:
             continue
         try:
-            check(part, key)
-        except (FileNotFoundError, ValueError) as err:
-            raise ConfigError(str(err)) from None
+            cls.check_paths(part, key)
+            if hasattr(cls, 'list_split'):
+                kwargs = {k: copy.deepcopy(v) for k, v in part.items() if k != 'type'}
+                dataset = cls(**dict(kwargs, pipeline=[], lazy_init=True))
+                _, missing, source = dataset.list_split()
+                if missing:
+                    raise FileNotFoundError(
+                        f'{len(missing)} files listed in {source} are missing, e.g. '
+                        f'{missing[0]} (tools/check_dataset.py lists every problem)')
+        except (FileNotFoundError, ValueError, KeyError) as err:
+            message = ' '.join(str(err).split())  # one line
+            raise ConfigError(message if message.startswith(key) else f'{key}: {message}') \
+                from None
 
 
 def checkpoint_tree(checkpoint: Mapping) -> Optional[ClassHierarchy]:

@@ -249,3 +249,16 @@ def test_a_tree_loss_in_a_plain_head_names_the_head_and_key(tmp_path):
                                           r'FocalTreeMinLoss scores the nodes of the tree, '
                                           r'but model\.auxiliary_head \(FCNHead\) is a plain'):
         _applied(path)
+
+
+def test_a_missing_file_is_named_before_the_build(tmp_path):
+    from hseg_mm.datasets.synthetic_people import make_synthetic_people
+    root = tmp_path / 'people'
+    make_synthetic_people(str(root), num_train=2, num_val=1, size=(32, 32), seed=0)
+    label = sorted((root / 'SegmentationPart').iterdir())[0]
+    label.unlink()
+    options = {f'{s}_dataloader.dataset.{k}': v for s in ('train', 'val', 'test')
+               for k, v in (('data_root', str(root)), ('generate', None))}
+    with pytest.raises(ConfigError, match=r'^(train|val)_dataloader\.dataset: 1 files listed in '
+                                          r'.* are missing, e\.g\. .*' + label.name):
+        load_config(DEMO, options)
