@@ -2,7 +2,7 @@
 
 mmseg's own tools assume CUDA for `--launcher pytorch`, SyncBN and `--amp`. Here the
 same commands also run on a CPU-only machine (DDP over gloo, BN for SyncBN), and
-refuse `--amp` there with a clear message (DESIGN.md section 5).
+`--amp` there means bfloat16 autocast (`CPUAmpOptimWrapper`).
 """
 import argparse
 import gc
@@ -21,12 +21,13 @@ from .hierarchy_config import ConfigError, apply_hierarchy
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None,
-                work_dir: Optional[str] = None) -> Config:
+                work_dir: Optional[str] = None, check_data: bool = True) -> Config:
     """Load a config, apply `--cfg-options` and `--work-dir`, give every part its tree.
 
     `apply_hierarchy` runs here, before anything is built or printed, so an error
     in the tree, in a part's tree or in a data path stops the run with one
-    `ConfigError` line naming the key or file.
+    `ConfigError` line naming the key or file. `check_data=False` skips the data
+    (e.g. to build the model for inference, as mmseg's `init_model(cfg, ckpt)`).
     """
     if not osp.isfile(path):
         raise ConfigError(f'config file not found: {path}')
@@ -40,7 +41,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
-    apply_hierarchy(cfg)
+    apply_hierarchy(cfg, check_paths=check_data)
     return cfg
 
 
@@ -79,16 +80,17 @@ def prepare_runtime(cfg: Config, launcher: str = 'none', amp: bool = False) -> C
     cuda = torch.cuda.is_available()
     cfg.launcher = launcher
     if amp:
-        if not cuda:
-            raise SystemExit(
-                '--amp needs a CUDA GPU: mmengine\'s AmpOptimWrapper refuses CPU, and '
-                'this machine has none. Run without --amp.')
+        # CUDA: float16 with dynamic loss scaling (mmengine's AmpOptimWrapper, which
+        # refuses a CPU); CPU: bfloat16 autocast (CPUAmpOptimWrapper, no scaling needed).
+        amp_type = 'AmpOptimWrapper' if cuda else 'CPUAmpOptimWrapper'
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper == 'OptimWrapper':
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-        elif wrapper != 'AmpOptimWrapper':
-            raise SystemExit(f'--amp needs optim_wrapper type OptimWrapper, got {wrapper}')
+            cfg.optim_wrapper.type = amp_type
+            if cuda:
+                cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        elif wrapper != amp_type:
+            raise SystemExit(f'--amp needs optim_wrapper type OptimWrapper (or {amp_type} '
+                             f'on this machine), got {wrapper}')
     if not cuda:
         # torch's SyncBatchNorm runs only on GPUs; BN gives the same model on CPU.
         if _replace_type(cfg.model, 'SyncBN', 'BN'):
