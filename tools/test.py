@@ -40,6 +40,7 @@ def main() -> None:
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg = prepare_runtime(cfg, args.launcher)
     cfg.load_from = args.checkpoint
+    refuse_non_finite_checkpoint(args.checkpoint)
     if args.allow_other_tree:
         cfg.allow_other_tree = True
     skip_pretrained(cfg)
@@ -67,6 +68,24 @@ def main() -> None:
     save_level_table(runner)
     del runner  # DDP before its process group
     close_process_group()
+
+
+def refuse_non_finite_checkpoint(path: str, shown: int = 3) -> None:
+    """A checkpoint of a diverged run (nan/inf weights) is refused before testing:
+    its predictions are meaningless, yet look like a result (an mIoU, consistent)."""
+    if not osp.isfile(path):
+        return  # a URL or a missing file: the runner's loader reports it
+    from mmengine.runner.checkpoint import _load_checkpoint
+    from hseg_mm.engine import ConfigError, find_non_finite
+    checkpoint = _load_checkpoint(path, map_location='cpu')
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
+    found = find_non_finite(state.items())
+    if found:
+        names = ', '.join(f'{name} is {kind}' for name, kind in found[:shown])
+        more = f' and {len(found) - shown} more' if len(found) > shown else ''
+        raise ConfigError(f'{path} has non-finite weights ({names}{more}; {len(found)} of '
+                          f'{len(state)} tensors): it was saved from a diverged run; test a '
+                          'checkpoint from before the divergence')
 
 
 def save_level_table(runner) -> None:

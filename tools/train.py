@@ -17,7 +17,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from CKPT, or with no value from the latest '
                         'checkpoint in the work dir')
-    parser.add_argument('--amp', action='store_true', help='mixed precision (CUDA only)')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision: float16 on CUDA, bfloat16 autocast on a CPU')
     add_launch_args(parser)
     args = parser.parse_args()
     set_local_rank(args.local_rank)

@@ -15,6 +15,10 @@ vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')
 # (`--allow-other-tree`). Build the runner with RUNNERS.build(cfg), as the tools do.
 runner_type = 'HierarchicalRunner'
 allow_other_tree = False
+# The runner also stops training at the first non-finite loss term, gradient or weight,
+# naming the iteration and the term, so no NaN model is ever saved (action='skip' skips up
+# to max_skips bad steps in a row first; None turns the guard off).
+non_finite_guard = dict(action='stop', max_skips=10)
 # Draws the input beside every level's ground truth and prediction.
 visualizer = dict(
     type='HierarchicalSegVisualizer', vis_backends=vis_backends, name='visualizer')

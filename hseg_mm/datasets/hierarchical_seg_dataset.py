@@ -16,6 +16,8 @@ from .transforms import LoadCheckedAnnotations
 
 # Config types rewritten into the checked loader (see `_upgrade_loaders`).
 _PLAIN_LOADERS = ('LoadAnnotations', 'mmseg.LoadAnnotations')
+# ... and image loaders, into one whose errors name the file (`LoadCheckedImageFromFile`).
+_PLAIN_IMAGE_LOADERS = ('LoadImageFromFile', 'mmseg.LoadImageFromFile')
 
 
 @DATASETS.register_module()
@@ -152,6 +154,8 @@ class HierarchicalSegDataset(BaseSegDataset):
                 return [rewrite(x) for x in item]
             if not isinstance(item, Mapping):
                 return item
+            if item.get('type') in _PLAIN_IMAGE_LOADERS:
+                return dict(item, type='LoadCheckedImageFromFile')
             if item.get('type') in _PLAIN_LOADERS:
                 args = {k: v for k, v in item.items() if k != 'type'}
                 if args.pop('reduce_zero_label', None):

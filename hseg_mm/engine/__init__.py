@@ -1,8 +1,15 @@
 """The run: the config's one tree handed to every part, launch set-up, checks."""
+from .atomic_local_backend import AtomicLocalBackend
+from .cpu_amp_optim_wrapper import CPUAmpOptimWrapper
 from .hierarchical_runner import HierarchicalRunner
 from .hierarchy_check_hook import HierarchyCheckHook
 from .hierarchy_config import ConfigError, apply_hierarchy, check_checkpoint_tree
 from .launch import load_config, prepare_runtime
+from .non_finite_guard_hook import (NonFiniteError, NonFiniteGuardHook, all_finite,
+                                    find_non_finite)
+from .random_state_hook import RandomStateHook
 
-__all__ = ['HierarchicalRunner', 'HierarchyCheckHook', 'ConfigError', 'apply_hierarchy',
-           'check_checkpoint_tree', 'load_config', 'prepare_runtime']
+__all__ = ['AtomicLocalBackend', 'CPUAmpOptimWrapper', 'HierarchicalRunner', 'RandomStateHook',
+           'HierarchyCheckHook', 'ConfigError',
+           'apply_hierarchy', 'check_checkpoint_tree', 'load_config', 'prepare_runtime',
+           'NonFiniteError', 'NonFiniteGuardHook', 'all_finite', 'find_non_finite']

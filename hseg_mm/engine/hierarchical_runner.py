@@ -19,6 +19,7 @@ from mmseg.registry import RUNNERS
 from .atomic_local_backend import ATOMIC_BACKEND_ARGS
 from .hierarchy_check_hook import HierarchyCheckHook
 from .hierarchy_config import apply_hierarchy
+from .non_finite_guard_hook import NonFiniteGuardHook
 from .random_state_hook import RandomStateHook
 
 _TIMESTAMP = re.compile(r'\d{8}_\d{6}$')
@@ -38,7 +39,9 @@ class HierarchicalRunner(Runner):
     - `HierarchyCheckHook` (`allow_other_tree` from the config's top-level key);
     - `RandomStateHook`: every rank's random states in the checkpoints, restored
       on `--resume`, so the resumed run ends in the same weights as an
-      uninterrupted one.
+      uninterrupted one;
+    - `NonFiniteGuardHook(**cfg.non_finite_guard)`: stops (or skips) at the first
+      non-finite loss term, gradient or weight; `non_finite_guard = None` turns it off.
 
     Checkpoints of a local work dir are written atomically (`AtomicLocalBackend`).
     A resumed run writes into the log folder of the run it resumes (same text log,
@@ -61,6 +64,9 @@ class HierarchicalRunner(Runner):
                 allow_other_tree=bool(self.cfg.get('allow_other_tree', False))))
         if not any(isinstance(hook, RandomStateHook) for hook in self.hooks):
             self.register_hook(RandomStateHook())
+        guard = self.cfg.get('non_finite_guard', dict())
+        if guard is not None and not any(isinstance(h, NonFiniteGuardHook) for h in self.hooks):
+            self.register_hook(NonFiniteGuardHook(**guard))
         for hook in self.hooks:
             if isinstance(hook, CheckpointHook) and hook.backend_args is None and \
                     '://' not in str(hook.out_dir or self.work_dir):

@@ -46,10 +46,12 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
 
 
 def run_tool(main: Callable[[], Any]) -> Any:
-    """Run a tool's `main`; a user's config error ends it as one line, no traceback."""
+    """Run a tool's `main`; a user's config error, or training stopped by a non-finite
+    value, ends it as one line, no traceback."""
+    from .non_finite_guard_hook import NonFiniteError
     try:
         return main()
-    except ConfigError as err:
+    except (ConfigError, NonFiniteError) as err:
         raise SystemExit(f'error: {err}') from None
 
 

@@ -299,3 +299,11 @@ def test_check_paths_of_synthetic_people(tmp_path):
     assert not root.exists()
     with pytest.raises(FileNotFoundError, match=r'data_root: no such folder .*not_yet'):
         check({k: v for k, v in cfg.items() if k != 'generate'})
+
+
+def test_an_unreadable_image_is_named(tmp_path):
+    from hseg_mm.datasets.transforms import LoadCheckedImageFromFile
+    empty = tmp_path / 'empty.jpg'
+    empty.write_bytes(b'')  # OpenCV's own error would not name it
+    with pytest.raises(OSError, match=f'cannot read image {empty}: '):
+        LoadCheckedImageFromFile()(dict(img_path=str(empty)))

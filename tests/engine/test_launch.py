@@ -35,15 +35,14 @@ def test_load_config_missing_file(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU behaviour')
-def test_cpu_runtime_replaces_syncbn_and_refuses_amp():
+def test_cpu_runtime_replaces_syncbn_and_uses_bfloat16_amp():
     cfg = Config(dict(model=dict(backbone=dict(norm_cfg=dict(type='SyncBN')),
                                  heads=[dict(norm_cfg=dict(type='SyncBN'))]),
                       optim_wrapper=dict(type='OptimWrapper')))
     prepare_runtime(cfg)
     assert cfg.model.backbone.norm_cfg.type == 'BN'
     assert cfg.model.heads[0].norm_cfg.type == 'BN'
-    with pytest.raises(SystemExit, match='--amp needs a CUDA GPU'):
-        prepare_runtime(cfg, amp=True)
+    assert prepare_runtime(cfg, amp=True).optim_wrapper.type == 'CPUAmpOptimWrapper'
 
 
 def test_eval_names():

@@ -1,4 +1,5 @@
 from .load_checked_annotations import LoadCheckedAnnotations
+from .load_checked_image import LoadCheckedImageFromFile
 from .load_npy_annotations import LoadNpyAnnotations
 
-__all__ = ['LoadCheckedAnnotations', 'LoadNpyAnnotations']
+__all__ = ['LoadCheckedAnnotations', 'LoadCheckedImageFromFile', 'LoadNpyAnnotations']

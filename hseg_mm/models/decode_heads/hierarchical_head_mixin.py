@@ -162,26 +162,32 @@ class HierarchicalHeadMixin:
             the pixel accuracy of the leaf prediction by the inference rule.
         """
         seg_label = self._stack_batch_gt(batch_data_samples)
-        seg_logits = resize(seg_logits, size=seg_label.shape[2:], mode='bilinear',
-                            align_corners=self.align_corners)
-        seg_label = seg_label.squeeze(1)
-        losses_decode = self.loss_decode if isinstance(self.loss_decode, nn.ModuleList) \
-            else [self.loss_decode]
-        loss: Dict[str, Tensor] = dict()
-        for loss_decode in losses_decode:
-            value = loss_decode(seg_logits, seg_label, weight=None,
-                                ignore_index=self.ignore_index, embedding=self._embedding)
-            name = loss_decode.loss_name
-            loss[name] = loss[name] + value if name in loss else value
-        with torch.no_grad():
-            leaf = leaf_scores(seg_logits.detach(), self.hierarchy, self.inference)
-            loss['acc_seg'] = accuracy(leaf, seg_label, ignore_index=self.ignore_index)
+        # Under --amp the logits and embedding come out of autocast in bfloat16/float16:
+        # the losses get float32 and run with autocast off, so every op of every loss
+        # (a matmul too) reduces in float32.
+        embedding = self._embedding.float() if self._embedding is not None else None
+        with torch.autocast(device_type=seg_logits.device.type, enabled=False):
+            seg_logits = resize(seg_logits.float(), size=seg_label.shape[2:], mode='bilinear',
+                                align_corners=self.align_corners)
+            seg_label = seg_label.squeeze(1)
+            losses_decode = self.loss_decode if isinstance(self.loss_decode, nn.ModuleList) \
+                else [self.loss_decode]
+            loss: Dict[str, Tensor] = dict()
+            for loss_decode in losses_decode:
+                value = loss_decode(seg_logits, seg_label, weight=None,
+                                    ignore_index=self.ignore_index, embedding=embedding)
+                name = loss_decode.loss_name
+                loss[name] = loss[name] + value if name in loss else value
+            with torch.no_grad():
+                leaf = leaf_scores(seg_logits.detach(), self.hierarchy, self.inference)
+                loss['acc_seg'] = accuracy(leaf, seg_label, ignore_index=self.ignore_index)
         return loss
 
     # ------------------------------------------------------------- inference
     def predict_by_feat(self, seg_logits: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Leaf scores (N, L, H, W) at the input size from node logits (N, V, h, w)."""
-        node_logits = super().predict_by_feat(seg_logits, batch_img_metas)
+        # float32 scores even when the forward ran under autocast
+        node_logits = super().predict_by_feat(seg_logits.float(), batch_img_metas)
         return leaf_scores(node_logits, self.hierarchy, self.inference)
 
     def extra_repr(self) -> str:
