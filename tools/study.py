@@ -1,0 +1,225 @@
+"""Train and test several configs on one dataset, seed and schedule; tabulate and chart them.
+
+    python tools/study.py configs/demo_cpu.py configs/flat_demo_cpu.py \
+        configs/hyperbolic_demo_cpu.py configs/flat_demo_cpu.py@level_argmax \
+        --work-dir work_dirs/study [--seed 0] [--cfg-options k=v ...]
+
+An entry `CONFIG@RULE` tests CONFIG's trained model with another inference rule
+(`model.decode_head.inference`, e.g. the level-argmax selector on the flat model), so a
+rule costs a test, not a training. Every config is trained once, with the same seed
+(`randomness.seed`) and the same options, and must have the same schedule (max_iters,
+batch size, data) as the first: a comparison on different schedules is refused.
+
+Writes `study.md` (a Markdown table: per-level mIoU with and without background,
+consistency, per-level ECE where the metric reports it, training seconds per iteration,
+peak memory, the machine) and `study.png` (per-level mIoU and ECE per entry) into the
+work dir, and prints the table. Each step is one of the project's own commands, printed
+before it runs.
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import threading
+from typing import Dict, List, Optional, Sequence, Tuple
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('entries', nargs='+', help='CONFIG or CONFIG@INFERENCE_RULE')
+    parser.add_argument('--work-dir', default='work_dirs/study')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='key=value options given to every run (train and test)')
+    parser.add_argument('--timeout', type=int, default=None,
+                        help='seconds each command may take (default: no limit)')
+    return parser.parse_args(argv)
+
+
+def split_entry(entry: str) -> Tuple[str, Optional[str]]:
+    config, _, rule = entry.partition('@')
+    return config, rule or None
+
+
+def run(cmd: List[str], timeout: Optional[int]) -> Dict[str, float]:
+    """Run a command; return the peak resident memory of its process (MiB)."""
+    print('\n$ ' + ' '.join(shlex.quote(c) for c in cmd), flush=True)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    timer = threading.Timer(timeout, proc.kill) if timeout else None
+    if timer:
+        timer.start()
+    try:
+        # wait4 reports this child's own peak resident memory (ru_maxrss, KiB on Linux)
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        if timer:
+            timer.cancel()
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code  # reaped here, not by Popen
+    if code:
+        raise SystemExit(f'error: {" ".join(cmd[1:3])} failed (exit {code})')
+    return dict(peak_mib=usage.ru_maxrss / 1024)
+
+
+def check_same_schedule(configs: List[str], options: List[str]) -> None:
+    """Refuse configs whose schedule or data differ from the first's."""
+    from mmengine.config import Config, DictAction
+    parsed = {}
+    if options:
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--o', nargs='+', action=DictAction)
+        parsed = parser.parse_args(['--o', *options]).o
+    keys = ('train_cfg', 'train_dataloader.batch_size', 'train_dataloader.dataset',
+            'param_scheduler', 'hierarchy')
+    seen = {}
+    for config in dict.fromkeys(configs):
+        cfg = Config.fromfile(osp.join(ROOT, config))
+        cfg.merge_from_dict(parsed)
+        values = {}
+        for key in keys:
+            value = cfg
+            for part in key.split('.'):
+                value = value.get(part) if hasattr(value, 'get') else None
+            values[key] = value.to_dict() if hasattr(value, 'to_dict') else value
+        if seen and values != seen['values']:
+            differ = [k for k in keys if values[k] != seen['values'][k]]
+            raise SystemExit(f'error: {config} differs from {seen["config"]} in {differ}; a '
+                             'study compares configs on one schedule and dataset')
+        seen = seen or dict(config=config, values=values)
+
+
+def train_seconds_per_iter(work_dir: str) -> Optional[float]:
+    """Median `time` of the logged training iterations (the first logs skipped)."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    times = []
+    for path in files:
+        with open(path) as f:
+            times += [r['time'] for r in map(json.loads, f) if 'time' in r and 'loss' in r]
+    times = times[len(times) // 10:]  # warm-up out
+    return statistics.median(times) if times else None
+
+
+def test_metrics(test_dir: str) -> Dict[str, float]:
+    """The metrics tools/test.py dumped (mmengine's `<timestamp>.json`)."""
+    found = sorted(glob.glob(osp.join(test_dir, '*', '*.json')))
+    if not found:
+        raise SystemExit(f'error: no test metrics under {test_dir}')
+    with open(found[-1]) as f:
+        return json.load(f)
+
+
+def levels_of(metrics: Dict[str, float]) -> int:
+    return max(int(k[len('mIoU_L'):]) for k in metrics
+               if k.startswith('mIoU_L') and k[len('mIoU_L'):].isdigit())
+
+
+def format_table(rows: List[Dict], machine: str) -> str:
+    levels = max(levels_of(r['metrics']) for r in rows)
+    has_ece = any(f'ECE_L1' in r['metrics'] for r in rows)
+    head = ['entry'] + [f'mIoU L{k}' for k in range(1, levels + 1)] + \
+        [f'no bg L{k}' for k in range(1, levels + 1)] + ['consistency']
+    if has_ece:
+        head += [f'ECE L{k}' for k in range(1, levels + 1)]
+    head += ['s/iter (train)', 'peak MiB']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+
+    def num(value, fmt='.2f') -> str:
+        return '—' if value is None else format(value, fmt)
+    for r in rows:
+        m = r['metrics']
+        cells = [r['entry']] + [num(m.get(f'mIoU_L{k}')) for k in range(1, levels + 1)] + \
+            [num(m.get(f'mIoU_L{k}_nobg')) for k in range(1, levels + 1)] + \
+            [num(m.get('consistency'))]
+        if has_ece:
+            cells += [num(m.get(f'ECE_L{k}')) for k in range(1, levels + 1)]
+        cells += [num(r['seconds_per_iter'], '.3f'), num(r['peak_mib'], '.0f')]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    lines.append('')
+    lines.append(f'mIoU and ECE in %, on the test split; {machine}.')
+    return '\n'.join(lines)
+
+
+def chart(rows: List[Dict], path: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    levels = max(levels_of(r['metrics']) for r in rows)
+    has_ece = any('ECE_L1' in r['metrics'] for r in rows)
+    fig, axes = plt.subplots(1, 2 if has_ece else 1, figsize=(11 if has_ece else 6, 4),
+                             squeeze=False)
+    width = 0.8 / len(rows)
+    for i, r in enumerate(rows):
+        xs = [k + i * width for k in range(levels)]
+        axes[0][0].bar(xs, [r['metrics'].get(f'mIoU_L{k + 1}', 0) for k in range(levels)],
+                       width, label=r['entry'])
+        if has_ece:
+            axes[0][1].bar(xs, [r['metrics'].get(f'ECE_L{k + 1}', 0) for k in range(levels)],
+                           width, label=r['entry'])
+    for ax, title in zip(axes[0], ['mIoU (%)', 'ECE (%)']):
+        ax.set_xticks([k + 0.4 - width / 2 for k in range(levels)])
+        ax.set_xticklabels([f'L{k + 1}' for k in range(levels)])
+        ax.set_title(title)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> str:
+    args = parse_args(argv)
+    entries = [split_entry(e) for e in args.entries]
+    configs = [c for c, _ in entries]
+    check_same_schedule(configs, args.cfg_options)
+    options = [f'randomness.seed={args.seed}', *args.cfg_options]
+    py = sys.executable
+    os.makedirs(osp.join(ROOT, args.work_dir), exist_ok=True)
+
+    trained: Dict[str, Dict] = {}
+    for config in dict.fromkeys(configs):
+        name = osp.splitext(osp.basename(config))[0]
+        work = osp.join(args.work_dir, name)
+        usage = run([py, 'tools/train.py', config, '--work-dir', work,
+                     '--cfg-options', *options], args.timeout)
+        with open(osp.join(ROOT, work, 'last_checkpoint')) as f:
+            checkpoint = f.read().strip()
+        trained[config] = dict(work=work, checkpoint=checkpoint, peak_mib=usage['peak_mib'],
+                               seconds_per_iter=train_seconds_per_iter(osp.join(ROOT, work)))
+
+    rows = []
+    for (config, rule), entry in zip(entries, args.entries):
+        run_info = trained[config]
+        test_dir = osp.join(run_info['work'], f'test_{rule or "own"}')
+        extra = [f'model.decode_head.inference={rule}'] if rule else []
+        run([py, 'tools/test.py', config, run_info['checkpoint'], '--work-dir', test_dir,
+             '--cfg-options', *options, *extra], args.timeout)
+        rows.append(dict(entry=entry, metrics=test_metrics(osp.join(ROOT, test_dir)),
+                         seconds_per_iter=run_info['seconds_per_iter'],
+                         peak_mib=run_info['peak_mib']))
+
+    import torch
+    machine = (f'{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
+               f'torch {torch.__version__}, seed {args.seed}; peak MiB = the training '
+               'process\'s peak resident memory')
+    table = format_table(rows, machine)
+    out = osp.join(ROOT, args.work_dir)
+    with open(osp.join(out, 'study.md'), 'w') as f:
+        f.write(table + '\n')
+    chart(rows, osp.join(out, 'study.png'))
+    print('\n' + table)
+    print(f'\nwritten: {osp.join(args.work_dir, "study.md")}, '
+          f'{osp.join(args.work_dir, "study.png")}')
+    return table
+
+
+if __name__ == '__main__':
+    main()
