@@ -37,7 +37,8 @@ model = dict(
         align_corners=False,
         inference='tree_min',
         embedding_channels=256,
-        # The HSSN release's objective, without its RMI term: focal tree-min on the
+        # The terms of the HSSN release's objective, without its RMI term and at unit
+        # weights (its exact weights: the _release recipe): focal tree-min on the
         # sigmoid node scores, the tree-triplet loss on the 256-d embedding with its
         # weight ramped 0 -> 0.5 by a cosine over the whole run, and cross-entropy at
         # every level (leaf softmax summed to each level).

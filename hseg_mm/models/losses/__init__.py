@@ -2,11 +2,12 @@
 from .focal_tree_min_loss import FocalTreeMinLoss, focal_tree_min_loss, tree_min_max
 from .hierarchical_cross_entropy_loss import (HierarchicalCrossEntropyLoss,
                                               hierarchical_cross_entropy)
+from .rmi_loss import RMILoss, rmi_loss, rmi_lower_bound
 from .tree_triplet_loss import (TreeTripletLoss, sample_triplets, scheduled_weight,
                                 tree_triplet_loss)
 
 __all__ = [
     'FocalTreeMinLoss', 'focal_tree_min_loss', 'tree_min_max', 'HierarchicalCrossEntropyLoss',
     'hierarchical_cross_entropy', 'TreeTripletLoss', 'tree_triplet_loss', 'sample_triplets',
-    'scheduled_weight'
+    'scheduled_weight', 'RMILoss', 'rmi_loss', 'rmi_lower_bound'
 ]
