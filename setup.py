@@ -20,6 +20,7 @@ INSTALL_REQUIRES = [
     'numpy',
     'prettytable',  # the per-level table (also an mmseg dependency)
     'scipy',  # tools/convert_pascal_part.py reads Pascal-Part's MATLAB .mat files
+    'geoopt',  # the Poincare-ball classifier and its Riemannian optimisers (RiemannianSGD)
 ]
 # OpenCV comes with mmcv / mmcv-lite.
 # mmcv is not listed: full mmcv (with compiled ops, CUDA users) and mmcv-lite

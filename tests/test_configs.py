@@ -86,6 +86,10 @@ def test_config_builds_trains_and_predicts(path):
     assert torch.isfinite(total)
     total.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    # the config's optimiser (Riemannian for the hyperbolic recipes) takes a step
+    from mmengine.optim import build_optim_wrapper
+    build_optim_wrapper(model, cfg.optim_wrapper).step()
+    assert all(torch.isfinite(p).all() for p in model.parameters())
 
     model.eval()
     with torch.no_grad():

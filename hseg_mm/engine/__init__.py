@@ -8,8 +8,10 @@ from .launch import load_config, prepare_runtime
 from .non_finite_guard_hook import (NonFiniteError, NonFiniteGuardHook, all_finite,
                                     find_non_finite)
 from .random_state_hook import RandomStateHook
+from .riemannian_optim import RiemannianAdam, RiemannianAdamW, RiemannianSGD
 
 __all__ = ['AtomicLocalBackend', 'CPUAmpOptimWrapper', 'HierarchicalRunner', 'RandomStateHook',
            'HierarchyCheckHook', 'ConfigError',
            'apply_hierarchy', 'check_checkpoint_tree', 'load_config', 'prepare_runtime',
-           'NonFiniteError', 'NonFiniteGuardHook', 'all_finite', 'find_non_finite']
+           'NonFiniteError', 'NonFiniteGuardHook', 'all_finite', 'find_non_finite',
+           'RiemannianSGD', 'RiemannianAdam', 'RiemannianAdamW']

@@ -4,6 +4,8 @@ from .hierarchical_fcn_head import HierarchicalFCNHead
 from .hierarchical_head_mixin import HierarchicalHeadMixin
 from .hierarchical_ocr_head import HierarchicalOCRHead
 from .hierarchical_uper_head import HierarchicalUPerHead
+from .poincare_classifier import PoincareClassifier, poincare_mlr
 
 __all__ = ['HierarchicalHeadMixin', 'HierarchicalDepthwiseSeparableASPPHead',
-           'HierarchicalFCNHead', 'HierarchicalOCRHead', 'HierarchicalUPerHead']
+           'HierarchicalFCNHead', 'HierarchicalOCRHead', 'HierarchicalUPerHead',
+           'PoincareClassifier', 'poincare_mlr']

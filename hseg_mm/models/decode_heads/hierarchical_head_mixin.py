@@ -11,6 +11,10 @@ FCNHead)``), it changes four things and leaves the head's forward alone:
 - ``loss_by_feat`` gives every loss the node logits, the leaf labels and the embedding;
 - ``predict_by_feat`` returns LEAF scores (N, L, H, W) by the inference rule, so mmseg's
   whole/slide inference, TTA and IoUMetric work on them unchanged.
+
+Optionally (``classifier=dict(type='PoincareClassifier', ...)``) a classifier module scores
+the LEAVES from that same feature in place of ``conv_seg``; the head still outputs node
+logits (see ``cls_seg``).
 """
 import inspect
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
@@ -53,6 +57,13 @@ class HierarchicalHeadMixin:
         embedding_channels: width of the L2-normalised projection embedding
             handed to the losses; built only when a loss in `loss_decode` takes
             an `embedding` argument. None: no embedding (such a loss then fails).
+        classifier: None (mmseg's 1x1 `conv_seg` scores every node), or the config
+            of a module (e.g. `dict(type='PoincareClassifier', c=1.0)`) built with
+            `in_channels=channels, num_classes=hierarchy.num_leaves` that maps the
+            head's last feature (N, channels, h, w) to LEAF logits (N, L, h, w),
+            channel l = label id l. `conv_seg` then becomes an identity (no unused
+            weights) and an inner node's logit is the logsumexp of its leaves'.
+            Meant for inference='flat' (or 'level_argmax') and leaf cross-entropy.
         **kwargs: the mmseg head's own arguments. `num_classes` may be left out
             (it is the number of tree nodes); `loss_decode` must hold losses that
             take `hierarchy=` (the head passes its own tree to those that lack it).
@@ -63,7 +74,7 @@ class HierarchicalHeadMixin:
 
     def __init__(self, *args: Any, hierarchy: Optional[HierarchyLike] = None,
                  inference: str = 'tree_min', embedding_channels: Optional[int] = 256,
-                 **kwargs: Any) -> None:
+                 classifier: Optional[Mapping] = None, **kwargs: Any) -> None:
         name = type(self).__name__
         if hierarchy is None:
             raise ValueError(
@@ -106,6 +117,28 @@ class HierarchicalHeadMixin:
             nn.Conv2d(self.channels, embedding_channels, 1)) if needs else None
         self._capture_embedding = False
         self._embedding: Optional[Tensor] = None
+        self.classifier = self._build_classifier(classifier, tree, name)
+        if self.classifier is not None:
+            # mmseg's `cls_seg` keeps its dropout and calls an identity; its init_cfg
+            # override (Normal on conv_seg) finds no weight there and does nothing.
+            self.conv_seg = nn.Identity()
+        # node v (channel order) -> label ids of the leaves it covers (a leaf: itself)
+        self._node_leaves = [
+            [tree.node_label_ids[d] for d in [v] + tree.descendants[v]
+             if tree.node_label_ids[d] is not None] for v in range(tree.num_nodes)]
+
+    def _build_classifier(self, cfg: Optional[Mapping], tree: ClassHierarchy,
+                          name: str) -> Optional[nn.Module]:
+        """The leaf classifier from its config, sized to the feature and the leaves."""
+        if cfg is None:
+            return None
+        cfg = dict(cfg)
+        for key, value in (('in_channels', self.channels), ('num_classes', tree.num_leaves)):
+            if cfg.get(key) not in (None, value):
+                raise ValueError(f'{name}: classifier {key}={cfg[key]} but the head gives '
+                                 f'{value}; leave {key} out, the head sets it')
+            cfg[key] = value
+        return MODELS.build(cfg)
 
     @staticmethod
     def _loss_configs(loss_decode: Union[Mapping, Sequence[Mapping]], tree: ClassHierarchy,
@@ -138,7 +171,32 @@ class HierarchicalHeadMixin:
         """
         if self._capture_embedding:
             self._embedding = F.normalize(self.projection(feat), p=2, dim=1)
-        return super().cls_seg(feat)
+        if self.classifier is None:
+            return super().cls_seg(feat)
+        # mmseg's cls_seg with conv_seg an identity: the head's dropout, then the leaves.
+        return self._node_logits(self.classifier(super().cls_seg(feat)))
+
+    def _node_logits(self, leaf_logits: Tensor) -> Tensor:
+        """Node logits (N, V, h, w) from leaf logits (N, L, h, w), channel l = label id l.
+
+        A leaf node's channel is its leaf's logit; an inner node's is the logsumexp of
+        its leaves' logits, i.e. the log of the parent's summed (unnormalised) leaf
+        probability, the flat rule's parent score in the same units. The leaves are
+        placed in the node channels, rather than the rule and the losses taught to read
+        leaf logits, so that nothing downstream changes: the 'flat' rule and
+        `HierarchicalCrossEntropyLoss` read only the leaf-node channels, and whatever
+        reads all channels (OCR's object regions, a loss on every node, another rule)
+        gets finite values that mean "this parent".
+        """
+        channels = []
+        for leaves in self._node_leaves:
+            if len(leaves) == 1:
+                channels.append(leaf_logits[:, leaves[0]:leaves[0] + 1])
+            else:  # one logsumexp per inner node: no (N, V, L, h, w) intermediate
+                index = torch.as_tensor(leaves, device=leaf_logits.device)
+                channels.append(torch.logsumexp(leaf_logits.index_select(1, index), dim=1,
+                                                keepdim=True))
+        return torch.cat(channels, dim=1)
 
     def loss(self, *args: Any, **kwargs: Any) -> Dict[str, Tensor]:
         """mmseg's `loss` (single or cascade signature), with the embedding captured."""
