@@ -120,4 +120,6 @@ class HierarchicalSegmentorMixin:
             leaf = sample.seg_logits.data.unsqueeze(0)
             levels = level_predictions(leaf, self.hierarchy, rule)[0]
             sample.set_data({'pred_level_seg': PixelData(data=levels)})
+            # the metric's calibration reads which probabilities the leaf scores are
+            sample.set_metainfo(dict(inference_rule=rule))
         return data_samples
