@@ -125,7 +125,7 @@ def levels_of(metrics: Dict[str, float]) -> int:
 
 def format_table(rows: List[Dict], machine: str) -> str:
     levels = max(levels_of(r['metrics']) for r in rows)
-    has_ece = any(f'ECE_L1' in r['metrics'] for r in rows)
+    has_ece = any('ECE_L1' in r['metrics'] for r in rows)
     head = ['entry'] + [f'mIoU L{k}' for k in range(1, levels + 1)] + \
         [f'no bg L{k}' for k in range(1, levels + 1)] + ['consistency']
     if has_ece:

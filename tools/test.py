@@ -37,7 +37,8 @@ def main() -> None:
     args = parse_args()
     if args.eval:
         check_eval_metrics(args.eval)
-    cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    # the data is checked once, by HierarchicalRunner.from_cfg before it builds anything
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, check_data=False)
     cfg = prepare_runtime(cfg, args.launcher)
     cfg.load_from = args.checkpoint
     refuse_non_finite_checkpoint(args.checkpoint)

@@ -27,7 +27,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    # the data is checked once, by HierarchicalRunner.from_cfg before it builds anything
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, check_data=False)
     cfg = prepare_runtime(cfg, args.launcher, args.amp)
     if args.resume == 'auto':
         cfg.resume = True

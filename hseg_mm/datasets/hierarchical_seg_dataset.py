@@ -129,8 +129,8 @@ class HierarchicalSegDataset(BaseSegDataset):
             raise ValueError(f'metainfo classes {list(metainfo["classes"])} differ from the '
                              f'hierarchy leaves {leaves}; the tree decides the classes')
         tree = self.hierarchy.to_dict()
-        if isinstance(metainfo.get('hierarchy'), Mapping) and \
-                _plain(metainfo['hierarchy']) != tree:
+        if isinstance(metainfo.get('hierarchy'), Mapping) and not build_hierarchy(
+                metainfo['hierarchy'], self.hierarchy.ignore_index).same_tree(self.hierarchy):
             raise ValueError(f'metainfo hierarchy {metainfo["hierarchy"]} differs from the '
                              f'dataset hierarchy {tree}')
         metainfo['classes'] = leaves
@@ -350,7 +350,3 @@ def _require(field: str, path: str, kind: str) -> None:
     exists = osp.isdir(path) if kind == 'folder' else osp.isfile(path)
     if not exists:
         raise FileNotFoundError(f'{field}: no such {kind} {path!r}')
-
-
-def _plain(tree: Mapping) -> dict:
-    return {k: _plain(v) if isinstance(v, Mapping) else int(v) for k, v in tree.items()}

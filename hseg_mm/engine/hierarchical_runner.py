@@ -2,7 +2,6 @@
 made to resume a run exactly where it stopped."""
 import copy
 import json
-import os
 import os.path as osp
 import re
 from typing import Optional, Union

@@ -5,7 +5,6 @@ sit at depths 1 (sky), 2 (road, grass, person), 3 (bike) and 4 (sedan, truck):
     leaf id: 0 road, 1 sedan, 2 person, 3 sky, 4 bike, 5 grass, 6 truck
 """
 import os
-import os.path as osp
 
 import numpy as np
 import pytest

@@ -10,7 +10,6 @@ import os
 import os.path as osp
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch

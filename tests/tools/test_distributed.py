@@ -10,7 +10,6 @@ timeout, every rendezvous a free port (never 29500, which another job may hold).
 import json
 import os
 import os.path as osp
-import socket
 import subprocess
 import sys
 from typing import List
@@ -19,6 +18,7 @@ import pytest
 import torch
 
 from hseg_mm.datasets.synthetic_people import make_synthetic_people
+from tool_helpers import demo_options, free_port
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HERE = osp.dirname(osp.abspath(__file__))
@@ -30,16 +30,7 @@ TIMEOUT = 300  # s per command; a 2-process run takes ~15 s on 2 idle cores
 def _options(data_root: str) -> list:
     # checkpoints and validations at 2 and 4; 3 val images: an odd number, so the
     # 2-process sampler pads rank 1 with a repeated image that must not be counted
-    options = [f'train_cfg.max_iters={ITERS}', 'train_cfg.val_interval=2',
-               f'param_scheduler.0.end={ITERS}', 'default_hooks.logger.interval=1',
-               'default_hooks.checkpoint.interval=2', 'default_hooks.checkpoint.max_keep_ckpts=5',
-               'train_dataloader.batch_size=2']
-    for split in ('train', 'val', 'test'):
-        options += [f'{split}_dataloader.dataset.data_root={data_root}',
-                    f'{split}_dataloader.dataset.generate=None',
-                    f'{split}_dataloader.num_workers=0',
-                    f'{split}_dataloader.persistent_workers=False']
-    return options
+    return demo_options(data_root, ITERS, max_keep_ckpts=5)
 
 
 def _config(tmp_path, kill_at: int = 0) -> str:
@@ -54,19 +45,13 @@ def _config(tmp_path, kill_at: int = 0) -> str:
     return str(path)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _env(**extra) -> dict:
     return dict(os.environ, PYTHONPATH=f'{ROOT}:{HERE}', OMP_NUM_THREADS='1',
                 PYTHON=sys.executable, **extra)
 
 
 def _run(args: list, expect_rc: int = 0) -> str:
-    proc = subprocess.run(args, cwd=ROOT, env=_env(PORT=str(_free_port())),
+    proc = subprocess.run(args, cwd=ROOT, env=_env(PORT=str(free_port())),
                           capture_output=True, text=True, timeout=TIMEOUT)
     log = proc.stdout + proc.stderr
     if expect_rc is None:
@@ -151,7 +136,7 @@ def test_two_nodes_on_localhost_train_the_two_process_weights(tmp_path, data_roo
                                                               two_process_run):
     # two torchrun agents, one process each, meeting at 127.0.0.1:PORT (static
     # rendezvous), one work dir on a "shared file system"
-    work, port, config = str(tmp_path / 'work'), str(_free_port()), _config(tmp_path)
+    work, port, config = str(tmp_path / 'work'), str(free_port()), _config(tmp_path)
     procs = [subprocess.Popen(['bash', 'tools/dist_train.sh', config, '1', '--work-dir', work,
                                '--cfg-options', *_options(data_root)],
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

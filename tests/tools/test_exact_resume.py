@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from hseg_mm.datasets.synthetic_people import make_synthetic_people
+from tool_helpers import demo_options
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HERE = osp.dirname(osp.abspath(__file__))
@@ -20,16 +21,7 @@ ITERS = 6
 def _options(data_root: str) -> list:
     # checkpoints every 2 iterations, validation at 3 and 6 (between checkpoints, so a
     # validation inside the resumed span must not change training either)
-    options = [f'train_cfg.max_iters={ITERS}', 'train_cfg.val_interval=3',
-               f'param_scheduler.0.end={ITERS}', 'default_hooks.logger.interval=1',
-               'default_hooks.checkpoint.interval=2', 'default_hooks.checkpoint.max_keep_ckpts=5',
-               'train_dataloader.batch_size=2']
-    for split in ('train', 'val', 'test'):
-        options += [f'{split}_dataloader.dataset.data_root={data_root}',
-                    f'{split}_dataloader.dataset.generate=None',
-                    f'{split}_dataloader.num_workers=0',
-                    f'{split}_dataloader.persistent_workers=False']
-    return options
+    return demo_options(data_root, ITERS, val_interval=3, max_keep_ckpts=5)
 
 
 def _config(tmp_path, base: str, kill_at: int = 0) -> str:

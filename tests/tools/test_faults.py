@@ -8,7 +8,6 @@ test_exact_resume.py; a full disk in tests/engine/test_atomic_local_backend.py.)
 import os
 import os.path as osp
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 import torch
 
 from hseg_mm.datasets.synthetic_people import make_synthetic_people
+from tool_helpers import demo_options, free_port
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HERE = osp.dirname(osp.abspath(__file__))
@@ -26,18 +26,8 @@ TIMEOUT = 300  # s; a hang (gloo's default timeout is 30 min) fails the test her
 
 
 def _options(data_root: str, num_workers: int = 0) -> list:
-    options = [f'train_cfg.max_iters={ITERS}', f'train_cfg.val_interval={ITERS}',
-               f'param_scheduler.0.end={ITERS}', 'default_hooks.logger.interval=1',
-               'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=10',
-               'train_dataloader.batch_size=2', f'train_dataloader.num_workers={num_workers}',
-               'train_dataloader.persistent_workers=False']
-    for split in ('train', 'val', 'test'):
-        options += [f'{split}_dataloader.dataset.data_root={data_root}',
-                    f'{split}_dataloader.dataset.generate=None']
-    for split in ('val', 'test'):
-        options += [f'{split}_dataloader.num_workers=0',
-                    f'{split}_dataloader.persistent_workers=False']
-    return options
+    return demo_options(data_root, ITERS, val_interval=ITERS, checkpoint_interval=1,
+                        max_keep_ckpts=10, train_workers=num_workers)
 
 
 def _config(tmp_path, body: str) -> str:
@@ -48,16 +38,10 @@ def _config(tmp_path, body: str) -> str:
     return str(path)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _train(args: list, data_root: str, num_workers: int = 0):
     """(return code, stdout, stderr, seconds) of a training command."""
     env = dict(os.environ, PYTHONPATH=f'{ROOT}:{HERE}', OMP_NUM_THREADS='1',
-               PYTHON=sys.executable, PORT=str(_free_port()))
+               PYTHON=sys.executable, PORT=str(free_port()))
     start = time.monotonic()
     proc = subprocess.run(args + ['--cfg-options', *_options(data_root, num_workers)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)

@@ -11,22 +11,14 @@ import torch
 
 from hseg_mm.datasets.synthetic_people import make_synthetic_people
 from hseg_mm.engine import find_non_finite
+from tool_helpers import demo_options
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'demo_cpu.py')
 
 
 def _options(data_root: str, iters: int) -> list:
-    # as tests/tools/test_train_test_cycle.py shrinks the demo
-    loader = dict(num_workers=0, persistent_workers=False)
-    options = [f'train_cfg.max_iters={iters}', 'train_cfg.val_interval=2',
-               f'param_scheduler.0.end={iters}', 'default_hooks.logger.interval=1',
-               'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=2']
-    for split in ('train', 'val', 'test'):
-        options += [f'{split}_dataloader.dataset.data_root={data_root}',
-                    f'{split}_dataloader.dataset.generate=None']
-        options += [f'{split}_dataloader.{k}={v}' for k, v in loader.items()]
-    return options
+    return demo_options(data_root, iters)  # as tests/tools/test_train_test_cycle.py
 
 
 def _run(args: list, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -28,6 +28,7 @@ from typing import Dict, List, Optional
 import pytest
 
 from hseg_mm.datasets.synthetic_people import make_synthetic_people
+from tool_helpers import demo_options, free_port
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'demo_cpu.py')
@@ -98,12 +99,6 @@ def test_missing_arguments_print_usage(tmp_path):
 
 
 # ---------------------------------------------------------------- a real Slurm
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
 
 def _tail(path: str, chars: int = 1500) -> str:
     try:
@@ -209,8 +204,8 @@ class OneNodeSlurm:
             f.write(f"""\
 ClusterName=hsegtest
 SlurmctldHost={self.node}(127.0.0.1)
-SlurmctldPort={_free_port()}
-SlurmdPort={_free_port()}
+SlurmctldPort={free_port()}
+SlurmdPort={free_port()}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -293,18 +288,9 @@ def _run(cmd: List[str], env: Dict[str, str], timeout: float) -> str:
 
 
 def _options(data_root: str) -> List[str]:
-    options = ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-               'param_scheduler.0.end=2', 'default_hooks.logger.interval=1',
-               'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=2',
-               # near the random init the predictions cover every level's classes; after
-               # 2 steps at the demo's lr they are all background, a weak comparison
-               'optim_wrapper.optimizer.lr=1e-6']
-    for split in ('train', 'val', 'test'):
-        options += [f'{split}_dataloader.dataset.data_root={data_root}',
-                    f'{split}_dataloader.dataset.generate=None',
-                    f'{split}_dataloader.num_workers=0',
-                    f'{split}_dataloader.persistent_workers=False']
-    return options
+    # near the random init the predictions cover every level's classes; after 2 steps at
+    # the demo's lr they are all background, a weak comparison
+    return demo_options(data_root, 2) + ['optim_wrapper.optimizer.lr=1e-6']
 
 
 def _test_metrics(work_dir: str) -> Dict[str, float]:
@@ -323,7 +309,7 @@ def test_slurm_train_then_test_matches_one_process(slurm, tmp_path):
     options = _options(data_root)
     env = dict(slurm.env, PYTHONPATH=ROOT, PYTHON=sys.executable, OMP_NUM_THREADS='1',
                GPUS='2', GPUS_PER_NODE='2', CPUS_PER_TASK='1',
-               MASTER_PORT=str(_free_port()), SRUN_ARGS='--time=5')
+               MASTER_PORT=str(free_port()), SRUN_ARGS='--time=5')
     for var in ('MASTER_ADDR', 'RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
         env.pop(var, None)
 

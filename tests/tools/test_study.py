@@ -1,6 +1,5 @@
 """tools/study.py on two tiny configs (HSSN and flat demo, 2 iterations) and a rule variant."""
 import os.path as osp
-import sys
 
 import pytest
 

@@ -8,17 +8,16 @@ tree refused by every tool; a user's config error as one line before anything is
 import json
 import os
 import os.path as osp
-import socket
+import shutil
 import subprocess
 import sys
-
-import shutil
 
 import pytest
 import torch
 
 from hseg_mm.datasets.synthetic_people import make_synthetic_people
 from hseg_mm.hierarchy import ClassHierarchy
+from tool_helpers import demo_options, free_port
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'demo_cpu.py')
@@ -29,27 +28,13 @@ MOVED = ('{"background": 0, "body": {"upper_body": {"head": 1, "torso": 2, "uppe
 
 
 def _options(data_root: str, iters: int) -> list:
-    loader = dict(num_workers=0, persistent_workers=False)
-    options = [f'train_cfg.max_iters={iters}', 'train_cfg.val_interval=2',
-               f'param_scheduler.0.end={iters}', 'default_hooks.logger.interval=1',
-               'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=2']
-    for split in ('train', 'val', 'test'):
-        options += [f'{split}_dataloader.dataset.data_root={data_root}',
-                    f'{split}_dataloader.dataset.generate=None']
-        options += [f'{split}_dataloader.{k}={v}' for k, v in loader.items()]
-    return options
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    return demo_options(data_root, iters)
 
 
 def _run(args: list, expect_rc: int = 0, timeout: int = 120) -> str:
     # PORT: torchrun's rendezvous, not the default 29500 another job may hold
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', PYTHON=sys.executable,
-               PORT=str(_free_port()))
+               PORT=str(free_port()))
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
     assert proc.returncode == expect_rc, \
