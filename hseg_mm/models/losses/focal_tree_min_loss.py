@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
 from .utils import as_weight_list, check_inputs, reduce_pixel_loss, safe_labels
@@ -74,6 +75,89 @@ def tree_min_max(node_logits: Tensor, hierarchy: ClassHierarchy) -> Tuple[Tensor
     return torch.cat(mins, dim=1), torch.cat(maxs, dim=1)
 
 
+def max_descendants(node_logits: Tensor, hierarchy: ClassHierarchy) -> Tuple[Tensor, Tensor]:
+    """Max over descendants-or-self of node logits, and which node attains it.
+
+    Args:
+        node_logits: (N, V, H, W) in `hierarchy.node_names` order.
+
+    Returns:
+        (z_max, arg): (N, V, H, W) values and (N, V, H, W) long node indices (a node
+        that ties with a descendant is its own argmax).
+    """
+    blocks, _, child_local = _tree_index(hierarchy)
+    n, _, h, w = node_logits.shape
+    parts = [node_logits[:, s:e] for s, e in blocks]
+    s, e = blocks[-1]
+    maxs = [parts[-1]]
+    args = [torch.arange(s, e, device=node_logits.device).view(1, -1, 1, 1).expand(n, -1, h, w)]
+    for d in range(len(blocks) - 2, -1, -1):
+        index = torch.as_tensor(child_local[d], device=node_logits.device)  # (n_d, fan_out)
+        below = torch.cat([maxs[0], maxs[0].new_full((n, 1, h, w), float('-inf'))], dim=1)
+        below_arg = torch.cat([args[0], args[0].new_zeros((n, 1, h, w))], dim=1)
+        best, which = below.index_select(1, index.flatten()).unflatten(1, index.shape).max(2)
+        best_arg = below_arg.index_select(1, index.flatten()).unflatten(1, index.shape) \
+            .gather(2, which.unsqueeze(2)).squeeze(2)
+        s, e = blocks[d]
+        own = parts[d] >= best
+        maxs.insert(0, torch.where(own, parts[d], best))
+        own_arg = torch.arange(s, e, device=node_logits.device).view(1, -1, 1, 1)
+        args.insert(0, torch.where(own, own_arg, best_arg))
+    return torch.cat(maxs, dim=1), torch.cat(args, dim=1)
+
+
+class _FocalTreeMin(torch.autograd.Function):
+    """Per-pixel focal tree-min loss (N, H, W) with its gradient written by hand.
+
+    Autograd through min/max over the tree, the path gathers and the focal term
+    records some 60 full-size tensors per step; the analytic gradient needs two
+    (see `focal_tree_min_loss`), which makes the loss about 3x faster on a CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, cls_score: Tensor, leaf: Tensor, hierarchy: ClassHierarchy, gamma: float,
+                class_weight: Optional[Tensor]) -> Tensor:
+        z_max, route = max_descendants(cls_score, hierarchy)
+        # (N, D, H, W): the pixel's node at every level (a shallow leaf repeats itself).
+        paths = torch.as_tensor(hierarchy.leaf_paths, device=cls_score.device)
+        path = paths[leaf].permute(0, 3, 1, 2).contiguous()
+        # min over ancestors-or-self down the path, and the node attaining it; a loop
+        # over the D levels, as torch.cummin over dim 1 is several times slower here.
+        on_path = cls_score.gather(1, path)
+        z_min, arg_min = [on_path[:, 0]], [path[:, 0]]
+        for d in range(1, path.shape[1]):
+            own = on_path[:, d] <= z_min[-1]
+            z_min.append(torch.where(own, on_path[:, d], z_min[-1]))
+            arg_min.append(torch.where(own, path[:, d], arg_min[-1]))
+        # u = z_min on the path, -z_max off it; route[v] = the node whose logit u_v is.
+        u = z_max.neg_().scatter_(1, path, torch.stack(z_min, dim=1))
+        route = route.scatter_(1, path, torch.stack(arg_min, dim=1))
+        # f(u) = -sigmoid(-u)^gamma log sigmoid(u) and
+        # f'(u) = sigmoid(-u)^gamma (gamma sigmoid(u) log sigmoid(u) - sigmoid(-u)),
+        # from one logsigmoid (finite for any u): log sigmoid(-u) = log sigmoid(u) - u.
+        # In place where possible: on a CPU, allocating full-size tensors costs as much
+        # as the arithmetic.
+        log_p = F.logsigmoid(u)
+        log_q = u.neg_().add_(log_p)
+        q_gamma = log_q.mul(gamma).exp_()
+        grad = log_p.exp().mul_(log_p).mul_(gamma).sub_(log_q.exp_()).mul_(q_gamma)
+        # the gradient's sign: + on the path (u = z_min), - off it (u = -z_max)
+        grad.scatter_(1, path, grad.gather(1, path).neg_()).neg_()
+        node_loss = q_gamma.mul_(log_p).neg_()
+        if class_weight is not None:
+            node_loss.mul_(class_weight)
+            grad.mul_(class_weight)
+        ctx.save_for_backward(grad, route)
+        return node_loss.sum(dim=1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_pixel: Tensor):
+        grad, route = ctx.saved_tensors
+        grad_score = torch.zeros_like(grad).scatter_add_(1, route, grad * grad_pixel.unsqueeze(1))
+        return grad_score, None, None, None, None
+
+
 def focal_tree_min_loss(cls_score: Tensor,
                         label: Tensor,
                         hierarchy: Union[ClassHierarchy, Mapping, str],
@@ -92,6 +176,11 @@ def focal_tree_min_loss(cls_score: Tensor,
         loss_v = -t_v (1 - p_min)^gamma log(p_min) - (1 - t_v) p_max^gamma log(1 - p_max)
 
     summed over nodes (times `class_weight[v]`), averaged over valid pixels.
+    Both terms are f(u) = -sigmoid(-u)^gamma log sigmoid(u), with u = min logit on
+    the path and u = -max logit off it (sigmoid is monotonic). The gradient of f(u)
+    flows to the one node whose logit u is (the argmin ancestor, or the argmax
+    descendant; on a tie, the node itself), as autograd through min/max would,
+    except that autograd splits a tie between the tied nodes.
 
     Args:
         cls_score: (N, V, H, W) node logits, `hierarchy.node_names` order.
@@ -111,20 +200,11 @@ def focal_tree_min_loss(cls_score: Tensor,
     valid = check_inputs(cls_score, label, hierarchy, ignore_index, 'FocalTreeMinLoss')
     # float32 under AMP too: a half-precision sum over every pixel and node overflows
     cls_score = cls_score.float()
-    z_min, z_max = tree_min_max(cls_score, hierarchy)
-    # (L, V) path mask indexed by leaf id -> (N, H, W, V) -> (N, V, H, W)
-    path_mask = torch.as_tensor(hierarchy.path_mask, device=cls_score.device)
-    target = path_mask[safe_labels(label, valid)].permute(0, 3, 1, 2)
-    # Both terms have the form -(1 - sigmoid(u))^gamma log sigmoid(u): u = z_min
-    # on the path, u = -z_max off it (1 - sigmoid(z) = sigmoid(-z)). With
-    # log sigmoid(-u) = log sigmoid(u) - u one logsigmoid serves both factors,
-    # finite for any logit.
-    u = torch.where(target, z_min, -z_max)
-    log_p = F.logsigmoid(u)
-    node_loss = torch.exp((log_p - u) * gamma) * log_p  # negated once, per pixel, below
-    if class_weight is not None:
-        node_loss = node_loss * cls_score.new_tensor(class_weight).view(1, -1, 1, 1)
-    return reduce_pixel_loss(-node_loss.sum(dim=1), valid, weight, reduction, avg_factor)
+    weights = None if class_weight is None else \
+        cls_score.new_tensor(class_weight).view(1, -1, 1, 1)
+    pixel_loss = _FocalTreeMin.apply(cls_score, safe_labels(label, valid), hierarchy,
+                                     float(gamma), weights)
+    return reduce_pixel_loss(pixel_loss, valid, weight, reduction, avg_factor)
 
 
 @MODELS.register_module()

@@ -1,11 +1,11 @@
 """Cross-entropy at every level of the tree from one leaf softmax (seed 001)."""
-from typing import List, Mapping, Optional, Sequence, Union
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
 from .utils import as_weight_list, check_inputs, reduce_pixel_loss, safe_labels
@@ -26,6 +26,59 @@ def resolve_levels(levels: Optional[Sequence[int]], hierarchy: ClassHierarchy,
     if len(set(resolved)) != len(resolved) or not resolved:
         raise ValueError(f'{what}: {list(levels)} must name distinct levels, at least one')
     return resolved
+
+
+class _HierarchicalCrossEntropy(torch.autograd.Function):
+    """Per-pixel sum over levels of the level cross-entropy (N, H, W), gradient by hand.
+
+    With Z = logsumexp of the leaf logits z and T_k the leaves of the pixel's level-k
+    class, the level-k loss is Z - logsumexp(z[T_k]) and its gradient
+    softmax(z) - [l in T_k] softmax(z[T_k]); both come out of the same exponentials,
+    so the backward pass is one multiply (autograd through log_softmax and one
+    logsumexp per level records several full-size tensors per level).
+    """
+
+    @staticmethod
+    def forward(ctx, leaf_logits: Tensor, leaf: Tensor, hierarchy: ClassHierarchy,
+                levels: Tuple[int, ...], level_weights: Tuple[float, ...],
+                class_weight: Tuple[Optional[List[float]], ...]) -> Tensor:
+        z = leaf_logits  # (N, L, H, W), channel l = label id l
+        z_max = z.amax(dim=1, keepdim=True)
+        prob = (z - z_max).exp_()
+        total_exp = prob.sum(dim=1, keepdim=True)
+        log_z = (z_max + total_exp.log()).squeeze(1)  # (N, H, W)
+        prob.div_(total_exp)
+        grad = torch.zeros_like(z)
+        total = torch.zeros_like(log_z)
+        leaf_ = leaf.unsqueeze(1)
+        for k, level_weight, cw in zip(levels, level_weights, class_weight):
+            lut = torch.as_tensor(hierarchy.leaf_to_level[k], device=z.device)  # (L,)
+            # a pixel's weight at this level: the level weight times its class's weight
+            w = torch.full_like(log_z, level_weight) if cw is None else \
+                z.new_tensor(cw)[lut[leaf]] * level_weight
+            if len(set(hierarchy.leaf_to_level[k].tolist())) == hierarchy.num_leaves:
+                # every class of this level is one leaf (e.g. the deepest level)
+                nll = log_z - z.gather(1, leaf_).squeeze(1)
+                grad.scatter_add_(1, leaf_, -w.unsqueeze(1))
+            else:
+                # the target class's members (N, L, H, W), and its logsumexp over them
+                member = lut.view(1, -1, 1, 1) == lut[leaf].unsqueeze(1)
+                masked = z.masked_fill(~member, float('-inf'))
+                m = masked.amax(dim=1, keepdim=True)
+                inside = masked.sub_(m).exp_()  # 0 outside the class
+                inside_sum = inside.sum(dim=1, keepdim=True)
+                nll = log_z - (m + inside_sum.log()).squeeze(1)
+                grad.sub_(inside.div_(inside_sum).mul_(w.unsqueeze(1)))
+            grad.addcmul_(prob, w.unsqueeze(1))
+            total.add_(nll.mul_(w))
+        ctx.save_for_backward(grad)
+        return total
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_pixel: Tensor):
+        grad, = ctx.saved_tensors
+        return grad * grad_pixel.unsqueeze(1), None, None, None, None, None
 
 
 def hierarchical_cross_entropy(cls_score: Tensor,
@@ -72,32 +125,17 @@ def hierarchical_cross_entropy(cls_score: Tensor,
     if len(class_weight) != len(levels):
         raise ValueError(f'class_weight needs one entry (None or a list) per level in '
                          f'{levels}, got {len(class_weight)}')
-    device = cls_score.device
-    leaf_index = torch.as_tensor(hierarchy.leaf_nodes, device=device)
-    leaf_logp = F.log_softmax(cls_score.index_select(1, leaf_index), dim=1)  # (N, L, H, W)
+    leaf_index = torch.as_tensor(hierarchy.leaf_nodes, device=cls_score.device)
     leaf = safe_labels(label, valid)
-
-    total = cls_score.new_zeros(label.shape)
-    for k, level_weight, cw in zip(levels, level_weights, class_weight):
-        lut = torch.as_tensor(hierarchy.leaf_to_level[k], device=device)  # (L,)
-        if len(set(hierarchy.leaf_to_level[k].tolist())) == hierarchy.num_leaves:
-            # every class of this level is one leaf (e.g. the deepest level)
-            nll = -leaf_logp.gather(1, leaf.unsqueeze(1)).squeeze(1)
-        else:
-            # member[l', l] = leaves l' and l share their level-k class; the target
-            # class's log-probability is a logsumexp over the target's row.
-            member = lut.unsqueeze(1) == lut.unsqueeze(0)  # (L, L)
-            log_mask = torch.zeros(member.shape, dtype=cls_score.dtype, device=device)
-            log_mask = log_mask.masked_fill(~member, float('-inf'))
-            # (N, H, W, L) mask of the target's class members -> (N, L, H, W)
-            target_mask = log_mask[leaf].permute(0, 3, 1, 2)
-            nll = -torch.logsumexp(leaf_logp + target_mask, dim=1)  # (N, H, W)
+    weights = []
+    for k, cw in zip(levels, class_weight):
         if cw is not None:
-            size = hierarchy.level_sizes[k]
-            cw = as_weight_list(cw, size, f'class_weight of level {k} '
+            cw = as_weight_list(cw, hierarchy.level_sizes[k], f'class_weight of level {k} '
                                 f'({hierarchy.level_names(k)})')
-            nll = nll * cls_score.new_tensor(cw)[lut[leaf]]
-        total = total + level_weight * nll
+        weights.append(cw)
+    total = _HierarchicalCrossEntropy.apply(cls_score.index_select(1, leaf_index), leaf,
+                                            hierarchy, tuple(levels), tuple(level_weights),
+                                            tuple(weights))
     return reduce_pixel_loss(total, valid, weight, reduction, avg_factor)
 
 

@@ -1,0 +1,3 @@
+from .machine import cpu_name, describe_machine
+
+__all__ = ['cpu_name', 'describe_machine']
