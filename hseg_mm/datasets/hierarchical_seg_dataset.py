@@ -40,6 +40,10 @@ class HierarchicalSegDataset(BaseSegDataset):
     error naming the file; nothing is trained on as background. A plain
     `dict(type='LoadAnnotations')` in the pipeline is read as that loader (and
     logged); a built mmseg `LoadAnnotations` would skip the checks and is refused.
+    Configs keep that plain name: only the dataset's own copy of the pipeline is
+    rewritten, so mmseg's `inference_model` and `MMSegInferencer`, which drop the
+    transform named exactly 'LoadAnnotations' for an image without a label, still
+    find it in the config.
 
     Example::
 

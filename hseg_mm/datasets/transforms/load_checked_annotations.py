@@ -22,6 +22,12 @@ class LoadCheckedAnnotations(LoadAnnotations):
     or a label whose size differs from its image (`ori_shape`). Nothing is
     mapped to background.
 
+    A config names it as `dict(type='LoadAnnotations')` (the dataset reads that as this
+    loader, or `LoadNpyAnnotations`): under that name mmseg's `inference_model` and
+    `MMSegInferencer` drop it from the test pipeline, as they must for an image
+    without a label. Named `LoadCheckedAnnotations` there, it meets an image without
+    `seg_map_path` and says so.
+
     Args:
         voc_colours: decode labels saved as VOC colours (RGB) or as their grey
             values (a palette label converted to grayscale) back to ids, instead
@@ -50,6 +56,14 @@ class LoadCheckedAnnotations(LoadAnnotations):
             raise ValueError(f'{path}: unreadable label image ({err})') from None
 
     def _load_seg_map(self, results: dict) -> None:
+        if 'seg_map_path' not in results:
+            # mmseg's inference_model and MMSegInferencer pass an image without a label
+            # and drop only a transform of type exactly 'LoadAnnotations'
+            raise KeyError(
+                f'{type(self).__name__}: the data has no `seg_map_path` (an image without '
+                'a label, as mmseg\'s inference_model and MMSegInferencer pass it); they '
+                "drop only dict(type='LoadAnnotations') from the test pipeline, so write "
+                "that there: HierarchicalSegDataset reads it as this checked loader")
         path = results['seg_map_path']
         if 'layout_to_tree' not in results:
             raise KeyError(f'{type(self).__name__} needs `layout_to_tree` in the data info '

@@ -77,11 +77,16 @@ class HierarchicalHeadMixin:
                  classifier: Optional[Mapping] = None, **kwargs: Any) -> None:
         name = type(self).__name__
         if hierarchy is None:
+            # mmseg's init_model and MMSegInferencer build cfg.model as it is; a source
+            # config leaves the tree out of it (it is stated once, at the top level)
             raise ValueError(
-                f'{name}: no hierarchy. A config states its tree once, as the top-level '
-                '`hierarchy`, and HierarchicalRunner (runner_type) hands it to the model: '
-                'build the runner with RUNNERS.build(cfg), as tools/train.py does, or call '
-                'hseg_mm.engine.apply_hierarchy(cfg) before building the model yourself')
+                f'{name}: no hierarchy. The config states its tree once, as the top-level '
+                '`hierarchy`, and hseg_mm hands it to the model: for mmseg\'s init_model or '
+                'MMSegInferencer pass the config a run dumped into its work dir '
+                '(work_dirs/NAME/NAME.py) or hseg_mm.engine.load_config(path, '
+                'check_data=False), not a source config path; to train or test, build '
+                'the runner with RUNNERS.build(cfg), as tools/train.py does; in your own '
+                'code call hseg_mm.engine.apply_hierarchy(cfg) before building the model')
         tree = build_hierarchy(hierarchy, ignore_index=kwargs.get('ignore_index', 255))
         for key in ('num_classes', 'out_channels'):
             if kwargs.get(key) not in (None, tree.num_nodes):
