@@ -63,14 +63,15 @@ def main() -> None:
     picked = [osp.join(data_root, 'JPEGImages', f'{i}.jpg')
               for i in val_ids[:args.num_render]]
     render_dir = osp.join(work_dir, 'predictions')
-    run([py, 'tools/infer.py', args.config, checkpoint, *picked, '--out-dir', render_dir])
+    run([py, 'tools/infer.py', args.config, checkpoint, *picked, '--out-dir', render_dir,
+         '--gt-dir', osp.join(data_root, 'SegmentationPart')])
 
     tables = sorted(glob.glob(osp.join(ROOT, test_dir, '*', 'per_level_table.txt')))
     if tables:
         print('\n' + open(tables[-1]).read().rstrip())
     print(f'\nDemo finished in {(time.time() - start) / 60:.1f} min.')
     print(f'  checkpoint:   {checkpoint}')
-    print(f'  predictions:  {render_dir}/ (input and every level, with a legend)')
+    print(f'  predictions:  {render_dir}/ (input, then ground truth and prediction at every level, with a legend)')
     print(f'  test metrics: {test_dir}/')
     print(f'  TensorBoard:  tensorboard --logdir {work_dir}')
 

@@ -1,12 +1,14 @@
 """Segment images and save, per image, the input beside every level's colour mask.
 
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] [--out-dir DIR] [--device cpu]
+        [--gt-dir DIR]
 
 Each INPUT is an image, a folder (its images, not recursive) or a quoted glob. Works with
 any mmseg model whose classes are the tree's leaves: levels come from the model's
 `pred_level_seg` when it attaches one, else from its leaf prediction. The tree is the
 config's top-level `hierarchy`; a checkpoint trained on another tree is refused unless
-`--allow-other-tree` is given.
+`--allow-other-tree` is given. With `--gt-dir`, an image's label map `<gt-dir>/<stem>.png`
+(leaf ids, 255 ignored) is drawn as a ground-truth row above the predictions.
 """
 import argparse
 import copy
@@ -22,7 +24,9 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     import hseg_mm  # noqa: F401
 
 import mmcv  # noqa: E402
+import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.structures import PixelData  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
 
 from hseg_mm.engine import apply_hierarchy, check_checkpoint_tree  # noqa: E402
@@ -44,6 +48,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help="e.g. 'cpu' or 'cuda:0'")
     parser.add_argument('--opacity', type=float, default=1.0,
                         help='weight of the masks over the image (1: masks only)')
+    parser.add_argument('--gt-dir', help='folder of label maps <image stem>.png (leaf ids): '
+                        'drawn beside the predictions, level by level')
     parser.add_argument('--allow-other-tree', action='store_true',
                         help='use a checkpoint trained on another class tree anyway')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -94,6 +100,17 @@ def build_model(cfg: Config, checkpoint: str, device: str):
     return init_model(cfg, checkpoint, device=device)
 
 
+def read_label(gt_dir: Path, image: Path) -> torch.Tensor:
+    """The label map (1, H, W) long of `image` from `gt_dir/<stem>.png`, as stored."""
+    path = gt_dir / f'{image.stem}.png'
+    if not path.is_file():
+        raise FileNotFoundError(f'{path}: no label map for {image} (--gt-dir)')
+    label = mmcv.imread(str(path), flag='unchanged', backend='pillow')  # palette indices
+    if label is None or label.ndim != 2:
+        raise ValueError(f'{path}: not a single-channel label map of leaf ids')
+    return torch.from_numpy(label.astype('int64'))[None]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> List[Path]:
     """Run the tool; returns the PNGs written."""
     args = parse_args(argv)
@@ -123,9 +140,11 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Path]:
             raise ValueError(
                 f'{args.config}: the model predicts {logits.data.shape[0]} classes, the '
                 f'hierarchy has {hierarchy.num_leaves} leaves; they must be the same')
-        _, levels = sample_level_labels(result, hierarchy, need_gt=False)
+        if args.gt_dir:
+            result.gt_sem_seg = PixelData(data=read_label(Path(args.gt_dir), path))
+        gt_levels, levels = sample_level_labels(result, hierarchy, need_gt=False)
         image = mmcv.imread(str(path), channel_order='rgb')
-        panel = render_level_panel(image, hierarchy, pred_levels=levels,
+        panel = render_level_panel(image, hierarchy, gt_levels=gt_levels, pred_levels=levels,
                                    alpha=args.opacity)
         name, n = path.stem, 1
         while name in used:  # the same file name in two folders of a glob

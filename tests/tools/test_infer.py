@@ -145,3 +145,36 @@ def test_bad_input(setup):
     with pytest.raises(ValueError, match='7 classes, the hierarchy has 3 leaves'):
         infer.main([str(wrong_tree), str(checkpoint), str(images / 'img_0.png'),
                     '--out-dir', str(root / 'wrong')])
+
+
+def test_gt_dir_draws_ground_truth_beside_every_level(setup):
+    """With --gt-dir, the panel has a GT row above the prediction row; its level tiles
+    are the label map split by the tree, drawn as render_level_panel draws them."""
+    from PIL import Image
+    config, checkpoint, images, root = setup
+    gt_dir = root / 'gt'
+    gt_dir.mkdir()
+    h, w = SIZES[0]
+    label = np.zeros((h, w), np.uint8)
+    label[:, w // 2:] = 3  # upper_arm: body / upper_body / upper_arm
+    label[0] = 255  # an ignored row
+    Image.fromarray(label, mode='L').save(gt_dir / 'img_0.png')
+    out_dir = root / 'with_gt'
+    written = load_infer().main([str(config), str(checkpoint), str(images / 'img_0.png'),
+                                 '--out-dir', str(out_dir), '--gt-dir', str(gt_dir)])
+    panel = cv2.imread(str(written[0]))
+    tree = ClassHierarchy('pascal_person_part')
+    image = cv2.imread(str(images / 'img_0.png'))[..., ::-1]
+    gt_levels = torch.stack(tree.split_labels(torch.from_numpy(label.astype(np.int64))))
+    # level 3 class of leaf 3 is upper_arm (3), level 2 upper_body (1), level 1 body (1)
+    assert gt_levels[:, 1, -1].tolist() == [1, 1, 3]
+    pred_only = render_level_panel(image, tree, pred_levels=np.zeros((3, h, w), np.int64))
+    both = render_level_panel(image, tree, gt_levels=gt_levels,
+                              pred_levels=np.zeros((3, h, w), np.int64))
+    assert panel.shape == both.shape and panel.shape[0] > pred_only.shape[0]
+    # the GT row (the first row of tiles) is exactly the rendered ground truth
+    row = slice(0, TITLE_H + h)
+    assert np.array_equal(panel[row], both[row][..., ::-1])
+    with pytest.raises(FileNotFoundError, match=r'img_1.png: no label map'):
+        load_infer().main([str(config), str(checkpoint), str(images / 'img_1.png'),
+                           '--out-dir', str(out_dir), '--gt-dir', str(gt_dir)])
