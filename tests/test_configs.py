@@ -1,7 +1,8 @@
 """Every shipped config builds, trains one step and predicts on CPU (one test each).
 
 Each model runs at its full size (Swin-B, HRNetV2-W48, ResNet-101) on a 2 x 3 x 64 x 64
-batch: SyncBN reverted to BN, pretrained weights off (`pretrained=None`), the model's
+batch: SyncBN reverted to BN, pretrained weights off (`skip_pretrained`; a download
+fails the test), the model's
 `loss` and `predict` called directly (the data preprocessor would pad to 480x480).
 One shrink, in this test only: Swin-B's third stage runs 2 blocks instead of 18 (at
 full depth it alone took ~17 s here on 2 shared cores); widths, heads and windows stay.
@@ -21,6 +22,9 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from hseg_mm.engine import apply_hierarchy
+from hseg_mm.engine.launch import skip_pretrained
+from hseg_mm.models.segmentors import pretrained as pretrained_module
+from hseg_mm.models.segmentors.pretrained import timm_import_error, weight_url
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
@@ -40,6 +44,17 @@ MODEL_CONFIGS = [p for p in CONFIGS if p not in THIN]
 
 
 init_default_scope('mmseg')  # what the Runner does from `default_scope`
+
+
+TIMM_MISSING = timm_import_error()
+
+
+@pytest.fixture(autouse=True)
+def no_download(monkeypatch):
+    """No test here downloads weights: a recipe that still asks for them fails."""
+    def refuse(url, *args, **kwargs):
+        raise AssertionError(f'a config test tried to download {url}')
+    monkeypatch.setattr(pretrained_module, 'download_url_to_file', refuse)
 
 
 def _samples(labels: torch.Tensor) -> list:
@@ -67,10 +82,15 @@ def test_config_builds_trains_and_predicts(path):
         cfg.hierarchy = dict(sky=3, ground=dict(road=0, grass=5), thing=dict(
             vehicle=dict(car=dict(sedan=1, truck=6), bike=4), person=2))
     apply_hierarchy(cfg, check_paths=False)  # what HierarchicalRunner does (no data here)
+    if cfg.model.backbone.type == 'TIMMBackbone':
+        if TIMM_MISSING:
+            pytest.skip(TIMM_MISSING)
+        assert cfg.model.get('pretrained') is None  # timm loads its own weights
     pretrained = cfg.model.get('pretrained')
-    # Local weights only: nothing is downloaded at run time.
-    assert pretrained is None or (pretrained.startswith('work_dirs/') and '://' not in pretrained)
-    cfg.model.pretrained = None
+    # As mmseg's recipes: weights by a name mmengine downloads (an open-mmlab:// name its
+    # model zoo knows, or an https URL), not a path that exists on one machine only.
+    assert pretrained is None or weight_url(pretrained).startswith('https://'), pretrained
+    skip_pretrained(cfg)
     if cfg.model.backbone.type == 'SwinTransformer':
         cfg.model.backbone.depths = [2, 2, 2, 2]
     torch.manual_seed(0)
@@ -127,7 +147,8 @@ def test_flat_recipe_is_one_statement_over_hssn(path):
 def test_entry_points_are_thin():
     assert {'configs/hssn_swin.py', 'configs/hssn_hrnet_ocr.py',
             'configs/hssn_r101_deeplabv3plus.py', 'configs/flat_swin.py',
-            'configs/flat_hrnet_ocr.py', 'configs/flat_r101_deeplabv3plus.py'} <= set(THIN)
+            'configs/flat_hrnet_ocr.py', 'configs/flat_r101_deeplabv3plus.py',
+            'configs/hssn_timm.py'} <= set(THIN)
 
 
 @pytest.mark.parametrize('path', sorted(THIN))

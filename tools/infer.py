@@ -15,7 +15,7 @@ import copy
 import glob
 import sys
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence
+from typing import List, Optional, Sequence
 
 try:
     import hseg_mm  # noqa: F401  (before mmseg.models: installs the version shims)
@@ -30,7 +30,7 @@ from mmengine.structures import PixelData  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
 
 from hseg_mm.engine import apply_hierarchy, check_checkpoint_tree  # noqa: E402
-from hseg_mm.engine.launch import run_tool  # noqa: E402
+from hseg_mm.engine.launch import run_tool, skip_pretrained  # noqa: E402
 from hseg_mm.evaluation.metrics import sample_level_labels  # noqa: E402
 from hseg_mm.hierarchy import ClassHierarchy  # noqa: E402
 from hseg_mm.visualization import render_level_panel  # noqa: E402
@@ -93,9 +93,7 @@ def build_model(cfg: Config, checkpoint: str, device: str):
     from mmseg.apis import init_model
     cfg = copy.deepcopy(cfg)
     # the weights come from the checkpoint: never fetch a backbone's pre-trained ones
-    backbone = cfg.model.get('backbone')
-    if isinstance(backbone, Mapping) and 'init_cfg' in backbone:
-        backbone['init_cfg'] = None
+    skip_pretrained(cfg)
     cfg.test_pipeline = inference_pipeline(cfg)
     return init_model(cfg, checkpoint, device=device)
 

@@ -46,12 +46,13 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
 
 
 def run_tool(main: Callable[[], Any]) -> Any:
-    """Run a tool's `main`; a user's config error, or training stopped by a non-finite
-    value, ends it as one line, no traceback."""
+    """Run a tool's `main`; a user's config error, pretrained weights that cannot be had,
+    or training stopped by a non-finite value end it as one line, no traceback."""
+    from ..models.segmentors.pretrained import PretrainedWeightsError
     from .non_finite_guard_hook import NonFiniteError
     try:
         return main()
-    except (ConfigError, NonFiniteError) as err:
+    except (ConfigError, NonFiniteError, PretrainedWeightsError) as err:
         raise SystemExit(f'error: {err}') from None
 
 
@@ -158,7 +159,13 @@ def skip_pretrained(cfg: Config) -> None:
         cfg.model.pretrained = None
     backbone = cfg.model.get('backbone')
     if isinstance(backbone, dict):
-        backbone.pop('pretrained', None)
+        if backbone.get('type') in ('TIMMBackbone', 'mmseg.TIMMBackbone'):
+            # timm's own weights: its `pretrained` is a bool that defaults to True
+            backbone['pretrained'] = False
+            backbone.pop('pretrained_cfg_overlay', None)
+            backbone['checkpoint_path'] = ''
+        else:
+            backbone.pop('pretrained', None)
         backbone['init_cfg'] = None
 
 

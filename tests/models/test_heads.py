@@ -14,7 +14,6 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from hseg_mm.models import leaf_scores
-from hseg_mm.models.segmentors import check_pretrained_weights
 
 init_default_scope('mmseg')
 
@@ -301,22 +300,6 @@ def test_segmentor_bad_arguments(person_tree):
         deeplab_r18('pascal_person_part', decode_head=dict(
             type='HierarchicalFCNHead', hierarchy='pascal_part_seeds', in_channels=512,
             channels=8, loss_decode=FLAT_LOSSES))
-    with pytest.raises(FileNotFoundError, match='open-mmlab://resnet18_v1c.*model.pretrained'):
-        deeplab_r18('pascal_person_part', pretrained='open-mmlab://resnet18_v1c')
-
-
-def test_pretrained_weights_must_be_local_files(tmp_path):
-    missing = str(tmp_path / 'resnet101_v1c.pth')
-    with pytest.raises(FileNotFoundError,
-                       match=r"resnet101_v1c.pth' \(config key model.pretrained\)"):
-        check_pretrained_weights(missing, dict(type='ResNetV1c'))
-    with pytest.raises(FileNotFoundError, match=r'model.backbone.init_cfg.checkpoint'):
-        check_pretrained_weights(None, dict(init_cfg=dict(type='Pretrained', checkpoint=missing)))
-    with pytest.raises(FileNotFoundError, match='remote name'):
-        check_pretrained_weights(None, dict(pretrained='https://example.org/w.pth'))
-    (tmp_path / 'resnet101_v1c.pth').write_bytes(b'')
-    check_pretrained_weights(missing, dict(type='ResNetV1c'))  # exists: accepted
-    check_pretrained_weights(None, dict(type='ResNetV1c'))  # from scratch: accepted
 
 
 def test_mmseg_tta_and_iou_metric_work_unchanged(person_tree):

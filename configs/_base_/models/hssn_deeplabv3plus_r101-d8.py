@@ -10,9 +10,10 @@ model = dict(
         bgr_to_rgb=True,
         pad_val=0,
         seg_pad_val=255),
-    # ImageNet ResNet-101-V1c (mmseg's `open-mmlab://resnet101_v1c`), from a local file;
-    # a missing file stops the build naming this key. None: from scratch.
-    pretrained='work_dirs/pretrained/resnet101_v1c.pth',
+    # ImageNet ResNet-101-V1c, as mmseg's DeepLabV3+ recipes name it: downloaded once to
+    # torch's hub cache at build; offline, one error names the URL and this key.
+    # A local .pth path works too; None: from scratch.
+    pretrained='open-mmlab://resnet101_v1c',
     backbone=dict(
         type='ResNetV1c',
         depth=101,

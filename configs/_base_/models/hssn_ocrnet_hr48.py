@@ -12,9 +12,10 @@ model = dict(
         pad_val=0,
         seg_pad_val=255),
     num_stages=2,
-    # ImageNet HRNetV2-W48 (mmseg's `open-mmlab://msra/hrnetv2_w48`), from a local file;
-    # a missing file stops the build naming this key. None: from scratch.
-    pretrained='work_dirs/pretrained/hrnetv2_w48.pth',
+    # ImageNet HRNetV2-W48, as mmseg's OCRNet recipes name it: downloaded once to torch's
+    # hub cache at build; offline, one error names the URL and this key.
+    # A local .pth path works too; None: from scratch.
+    pretrained='open-mmlab://msra/hrnetv2_w48',
     backbone=dict(
         type='HRNet',
         norm_cfg=norm_cfg,

@@ -10,11 +10,15 @@ model = dict(
         bgr_to_rgb=True,
         pad_val=0,
         seg_pad_val=255),
-    # Swin-B in mmseg's key layout: mmseg's swin_base_patch4_window12_384_22k_20220317-
-    # e5c09f74.pth, or Microsoft's release converted by mmseg's
-    # tools/model_converters/swin2mmseg.py. A missing file stops the build naming this
-    # key. None: from scratch.
-    pretrained='work_dirs/pretrained/swin_base_patch4_window12_384_22k.pth',
+    # Swin-B ImageNet-22k 384 in mmseg's key layout, the file mmseg's
+    # swin-base-patch4-window12-in22k-384x384 recipe names (there as
+    # backbone.init_cfg.checkpoint; here model.pretrained like the other recipes, which
+    # mmseg's SwinTransformer turns into the same init_cfg). Downloaded once to torch's
+    # hub cache at build; offline, one error names the URL and this key. A local .pth
+    # path works too (e.g. Microsoft's release converted by mmseg's
+    # tools/model_converters/swin2mmseg.py); None: from scratch.
+    pretrained='https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/swin/'
+    'swin_base_patch4_window12_384_22k_20220317-e5c09f74.pth',
     backbone=dict(
         type='SwinTransformer',
         pretrain_img_size=384,

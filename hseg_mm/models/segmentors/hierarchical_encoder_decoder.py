@@ -16,7 +16,7 @@ class HierarchicalEncoderDecoder(HierarchicalSegmentorMixin, EncoderDecoder):
 
     `predict` returns SegDataSamples with `seg_logits` = leaf scores (L, H, W),
     `pred_sem_seg` = leaf ids (1, H, W) and `pred_level_seg` (D, H, W). Pretrained
-    weights must be local files (checked here, at build).
+    weights are found, or downloaded once, here at build (`pretrained.py`).
 
     Args: as `EncoderDecoder`, and
         hierarchy: the class tree, given to every hierarchical head whose config

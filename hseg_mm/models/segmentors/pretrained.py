@@ -1,18 +1,144 @@
-"""Pretrained backbone weights come from a local file the user names; nothing downloads.
+"""Pretrained backbone weights: found, or fetched once, when the segmentor is built.
 
-mmseg loads backbone weights late (in `init_weights`, after the data is set up) and
-would fetch `open-mmlab://...` names from the network. Checking at build time turns a
-missing file into one clear message that names the file and the config key to set.
+mmseg names backbone weights as mmengine checkpoint names (`open-mmlab://resnet101_v1c`,
+https URLs, local paths) and loads them late, in `init_weights` after the data is set
+up, downloading a name on first use into torch's hub cache. Here every name is looked
+at when the model is built: a local file, or a URL already in that cache, is used as it
+is; any other URL is downloaded now, once, into the file mmengine's loader reads later;
+and if that fails (no network) one error names the URL, the config key, the cache file
+and the ways on: a local file (`--cfg-options KEY=/path.pth`) or no weights (`KEY=None`).
+
+mmseg's `TIMMBackbone` loads timm's own weights while it is built (from the Hugging Face
+Hub or a URL, into their caches); they are looked at the same way.
 """
+import os
 import os.path as osp
 from collections.abc import Mapping
 from typing import List, Optional, Tuple
+from urllib.parse import urlparse
 
-__all__ = ['check_pretrained_weights']
+import torch
+from mmengine.dist import barrier, get_dist_info
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import (get_deprecated_model_names, get_external_models,
+                                        get_mmcls_models)
+# The download step of torch.hub.load_state_dict_from_url, which mmengine's
+# `load_from_http` calls: the file lands where that loader looks for it.
+from torch.hub import download_url_to_file
+
+__all__ = ['PretrainedWeightsError', 'check_pretrained_weights', 'cached_weight_file',
+           'timm_import_error', 'weight_url']
+
+_URL_PREFIXES = ('http://', 'https://')
+_ZOO_PREFIXES = ('open-mmlab://', 'openmmlab://', 'mmcls://')
+_TIMM_TYPES = ('TIMMBackbone', 'mmseg.TIMMBackbone')
+_TIMM_HF_FILES = ('model.safetensors', 'pytorch_model.bin')  # timm's order of preference
+
+
+class PretrainedWeightsError(FileNotFoundError):
+    """Pretrained weights that are neither here nor downloadable; the message names the
+    config key to set."""
+
+
+def weight_url(name: str, key: str = 'model.pretrained') -> Optional[str]:
+    """The URL mmengine's CheckpointLoader fetches `name` from.
+
+    `open-mmlab://` and `mmcls://` names are looked up in mmengine's model zoo files
+    (`mmengine/hub/*.json`, and `$MMENGINE_HOME/open_mmlab.json` where it exists),
+    deprecated names first renamed as mmengine does. None for anything else (a local
+    path, or a scheme such as `s3://` that mmengine's file backends resolve).
+    """
+    if name.startswith(_URL_PREFIXES):
+        return name
+    if not name.startswith(_ZOO_PREFIXES):
+        return None
+    scheme, model_name = name.split('://', 1)
+    if scheme == 'mmcls':
+        urls = get_mmcls_models()
+    else:
+        urls = get_external_models()
+        model_name = get_deprecated_model_names().get(model_name, model_name)
+    if model_name not in urls:
+        raise PretrainedWeightsError(
+            f'{key} = {name!r}: mmengine\'s model zoo has no {model_name!r} (see '
+            f'mmengine/hub/{"mmcls" if scheme == "mmcls" else "openmmlab"}.json); set '
+            f'--cfg-options {key}=/path/to/weights.pth, or {key}=None to train from scratch')
+    return urls[model_name]
+
+
+def cached_weight_file(url: str) -> str:
+    """Where torch's hub cache keeps the file of `url`, as mmengine's loader and timm
+    name it: `$TORCH_HOME/hub/checkpoints/<last part of the URL>` (TORCH_HOME defaults
+    to ~/.cache/torch)."""
+    return osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(urlparse(url).path))
+
+
+def _ways_on(key: str) -> str:
+    return (f'Download it on a connected machine and set --cfg-options '
+            f'{key}=/path/to/weights.pth (or copy it to that cache file), '
+            f'or set {key}=None to train from scratch')
+
+
+def _check_local(key: str, path: str) -> None:
+    if not osp.isfile(osp.expanduser(path)):
+        raise PretrainedWeightsError(
+            f'pretrained weights {path!r} (config key {key}) not found: set --cfg-options '
+            f'{key}=/path/to/weights.pth, or {key}=None to train from scratch')
+
+
+def _download(url: str, cache_file: str) -> Optional[Exception]:
+    """Fetch `url` into `cache_file` unless it is there; the error, or None."""
+    if osp.isfile(cache_file):
+        return None
+    print_log(f'Downloading {url} to {cache_file}', logger='current')
+    try:
+        os.makedirs(osp.dirname(cache_file), exist_ok=True)
+        # torch writes to a temporary file and renames it: no half file is left behind
+        download_url_to_file(url, cache_file, progress=os.isatty(0))
+    except Exception as err:  # URLError, HTTPError, timeouts, disk full: the same advice
+        return err
+    return None
+
+
+def _fetch_url(key: str, name: str, url: str, ways: Optional[str] = None) -> None:
+    """Make sure the file of `url` is in torch's hub cache, or raise one error.
+
+    Ranks as in mmengine's `load_from_http`: rank 0 downloads first, the others wait,
+    then fetch it themselves if their file system does not see rank 0's copy.
+    """
+    cache_file = cached_weight_file(url)
+    rank, world_size = get_dist_info()
+    error = _download(url, cache_file) if rank == 0 else None
+    if world_size > 1:
+        barrier()
+        if rank > 0:
+            error = _download(url, cache_file)
+    if error is not None:
+        what = 'pretrained weights' + ('' if name == url else f' {name!r}')
+        raise PretrainedWeightsError(
+            f'{what} (config key {key}) could not be downloaded from {url} to {cache_file} '
+            f'({type(error).__name__}: {error}). {ways or _ways_on(key)}')
+
+
+def _check_name(key: str, name: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise PretrainedWeightsError(
+            f'{key} = {name!r} is not a weight file, URL or open-mmlab:// name; set it to '
+            'one, or to None to train from scratch')
+    url = weight_url(name, key)
+    if url is None:
+        if '://' not in name:
+            _check_local(key, name)
+        # other schemes (s3://, pavi://, torchvision://...) are left to mmengine
+    elif url.startswith(_URL_PREFIXES):
+        _fetch_url(key, name, url)
+    else:  # a zoo entry that names a file under $MMENGINE_HOME, read as mmengine does
+        from mmengine.runner.checkpoint import _get_mmengine_home
+        _check_local(key, osp.join(_get_mmengine_home(), url))
 
 
 def _weight_references(pretrained: Optional[str], backbone: Mapping) -> List[Tuple[str, str]]:
-    """(config key, path) of every weight file the model would load."""
+    """(config key, name) of every mmengine-loaded weight file the model names."""
     refs = []
     if pretrained is not None:
         refs.append(('model.pretrained', pretrained))
@@ -28,29 +154,107 @@ def _weight_references(pretrained: Optional[str], backbone: Mapping) -> List[Tup
     return refs
 
 
+def timm_import_error() -> Optional[str]:
+    """Why timm does not import here, and what to do about it; None where it does."""
+    try:
+        import timm  # noqa: F401
+    except Exception as err:  # ImportError, or a torchvision built for another torch
+        return (f'timm does not import here ({type(err).__name__}: {err}): timm backbones '
+                'need the optional extra `pip install -e .[timm]` and a torchvision built for '
+                "this torch (PyPI's torchvision wheels are CUDA builds: with a CPU torch "
+                'their `torchvision::nms` operator fails to load; README: timm backbones)')
+    return None
+
+
+def _check_timm_backbone(pretrained: Optional[str], backbone: Mapping) -> None:
+    """timm's weights for a `TIMMBackbone`: `pretrained` is a bool there, and timm
+    loads them itself while the backbone is built (`pretrained_cfg_overlay.file` names
+    a local file instead of the hub)."""
+    if pretrained is not None:
+        # EncoderDecoder would hand the string to timm, which reads it as True
+        raise ValueError(
+            f'model.pretrained = {pretrained!r}, but a TIMMBackbone loads timm\'s weights: '
+            'set model.pretrained=None and model.backbone.pretrained=True (timm\'s weights '
+            'for model_name), or model.backbone.pretrained_cfg_overlay.file=/path.pth')
+    reason = timm_import_error()
+    if reason:
+        raise ImportError(f'model.backbone is a TIMMBackbone, but {reason}')
+    import timm
+    if backbone.get('checkpoint_path'):
+        _check_local('model.backbone.checkpoint_path', backbone['checkpoint_path'])
+    if not backbone.get('pretrained', True):  # TIMMBackbone's default is True
+        return
+    overlay = backbone.get('pretrained_cfg_overlay') or {}
+    if overlay.get('file'):
+        _check_local('model.backbone.pretrained_cfg_overlay.file', overlay['file'])
+        return
+    key = 'model.backbone.pretrained'
+    model_name = backbone.get('model_name')
+    try:
+        cfg = timm.models.get_pretrained_cfg(model_name)
+    except RuntimeError as err:  # an unknown tag
+        raise ValueError(f'model.backbone.model_name = {model_name!r}: {err}') from None
+    hub_id = getattr(cfg, 'hf_hub_id', None) if cfg is not None else None
+    url = getattr(cfg, 'url', None) if cfg is not None else None
+    ways = (f'Download it on a connected machine and set --cfg-options '
+            f'model.backbone.pretrained_cfg_overlay.file=/path/to/weights (.pth or '
+            f'.safetensors), or set {key}=False to train from scratch')
+    if hub_id:  # timm prefers the Hub where a model has both
+        _fetch_hf(key, model_name, hub_id, getattr(cfg, 'hf_hub_filename', None), ways)
+    elif url:
+        _fetch_url(key, model_name, url, ways)  # timm's cache for URLs is torch's too
+    else:
+        raise PretrainedWeightsError(
+            f'{key} = True, but timm names no pretrained weights for {model_name!r}. {ways}')
+
+
+def _fetch_hf(key: str, model_name: str, hub_id: str, filename: Optional[str],
+              ways: str) -> None:
+    """Make sure timm's file of `hub_id` is in the Hugging Face cache, or raise one error."""
+    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
+    repo_id, _, revision = hub_id.partition('@')
+    names = [filename] if filename else _TIMM_HF_FILES
+    if any(isinstance(try_to_load_from_cache(repo_id, name, revision=revision or None), str)
+           for name in names):
+        return  # cached: timm reads it (offline after its own retries)
+    error = None
+    for name in names:
+        try:
+            hf_hub_download(repo_id, name, revision=revision or None)
+            return
+        except LocalEntryNotFoundError as err:  # the Hub cannot be reached: nor for the next
+            error = err
+            break
+        except EntryNotFoundError as err:  # not in that repository: timm tries the next
+            error = err
+        except Exception as err:
+            error = err
+            break
+    raise PretrainedWeightsError(
+        f'timm weights of {model_name!r} (config key {key}) could not be downloaded from '
+        f'https://huggingface.co/{repo_id} to {constants.HF_HUB_CACHE} '
+        f'({type(error).__name__}: {error}). {ways}')
+
+
 def check_pretrained_weights(pretrained: Optional[str], backbone: Mapping) -> None:
-    """Raise unless every pretrained weight the model names is an existing local file.
+    """Find, or download once, every pretrained weight file the model names.
 
     Args:
         pretrained: the segmentor's `pretrained` argument (None: from scratch).
-        backbone: the backbone config (its `pretrained` and `init_cfg` are checked).
+        backbone: the backbone config (its `pretrained` and `init_cfg`, and for a
+            TIMMBackbone its `pretrained`, `pretrained_cfg_overlay` and
+            `checkpoint_path`, are checked).
 
     Raises:
-        FileNotFoundError: naming the file and the key to set, for a missing file
-            or a remote name (e.g. 'open-mmlab://resnet101_v1c').
+        PretrainedWeightsError: (a FileNotFoundError) a missing local file, an unknown
+            `open-mmlab://` name, or a URL neither cached nor downloadable; the message
+            names the config key, the URL, the cache file, and how to give a local file
+            or train from scratch.
+        ImportError: a TIMMBackbone where timm does not import.
     """
-    for key, path in _weight_references(pretrained, backbone):
-        if not isinstance(path, str) or not path:
-            raise FileNotFoundError(f'{key} = {path!r} is not a weight file path; set it to a '
-                                    'local .pth file, or to None to train from scratch')
-        if '://' in path:
-            raise FileNotFoundError(
-                f'{key} = {path!r} is a remote name and nothing is downloaded at run time: '
-                f'put the weights in a local file and set {key} to its path '
-                f'(e.g. --cfg-options {key}=work_dirs/pretrained/FILE.pth), '
-                f'or {key}=None to train from scratch')
-        if not osp.isfile(path):
-            raise FileNotFoundError(
-                f'pretrained weights {path!r} (config key {key}) not found: download them once '
-                f'to that path, or set --cfg-options {key}=/path/to/weights.pth, '
-                f'or {key}=None to train from scratch')
+    if backbone.get('type') in _TIMM_TYPES:
+        _check_timm_backbone(pretrained, backbone)
+        return
+    for key, name in _weight_references(pretrained, backbone):
+        _check_name(key, name)
