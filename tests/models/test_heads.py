@@ -167,6 +167,29 @@ def test_leaf_accuracy_by_hand(person_tree):
     torch.testing.assert_close(acc, torch.tensor([200 / 3]))
 
 
+def test_loss_resolution_logits_resizes_the_labels(four_level_tree):
+    """loss_resolution='logits': the labels go down to the logits' size (nearest: at a
+    1/4 head, pixel (i, j) of the logits takes label (4i, 4j)) instead of the logits up
+    to the labels' (bilinear, mmseg's way, the default)."""
+    tree = four_level_tree
+    losses = [dict(type='FocalTreeMinLoss'), dict(type='HierarchicalCrossEntropyLoss')]
+    torch.manual_seed(0)
+    logits = torch.randn(2, tree.num_nodes, 4, 4)
+    labels = random_labels(tree, size=16)  # rows 0-2 ignored: logits row 0 is ignored
+    head = build_head('HierarchicalFCNHead', tree, losses=losses, loss_resolution='logits')
+    got = head.loss_by_feat(logits, samples(labels))
+    small = labels[:, ::4, ::4]
+    assert (small[:, 0] == 255).all() and (small[:, 1:] != 255).all()
+    for loss in head.loss_decode:
+        torch.testing.assert_close(got[loss.loss_name], loss(logits, small))
+    default = build_head('HierarchicalFCNHead', tree, losses=losses)
+    full = default.loss_by_feat(logits, samples(labels))
+    up = F.interpolate(logits, size=(16, 16), mode='bilinear', align_corners=False)
+    torch.testing.assert_close(full['loss_focal_tree_min'], default.loss_decode[0](up, labels))
+    with pytest.raises(ValueError, match="loss_resolution must be 'label' or 'logits'"):
+        build_head('HierarchicalFCNHead', tree, losses=losses, loss_resolution='half')
+
+
 def test_head_bad_arguments(person_tree):
     with pytest.raises(ValueError, match='num_classes=7 but the hierarchy has 10 nodes'):
         build_head('HierarchicalFCNHead', person_tree, num_classes=7)
