@@ -1,0 +1,72 @@
+"""tools/analysis/benchmark.py: the derived flat twin, the random batch, one short run."""
+import importlib.util
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import torch
+from mmengine.config import Config
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _load():
+    path = osp.join(ROOT, 'tools', 'analysis', 'benchmark.py')
+    spec = importlib.util.spec_from_file_location('hseg_benchmark', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_derived_flat_twin_is_the_shipped_flat_config():
+    """The twin derived from demo_cpu.py is the model of configs/flat_demo_cpu.py, and
+    that of the R-101 recipe the model of configs/flat_r101_deeplabv3plus.py."""
+    bench = _load()
+    for hssn, flat in (('demo_cpu.py', 'flat_demo_cpu.py'),
+                       ('hssn_r101_deeplabv3plus.py', 'flat_r101_deeplabv3plus.py')):
+        twin = bench.flat_twin(bench.model_config(osp.join(ROOT, 'configs', hssn)))
+        shipped = bench.model_config(osp.join(ROOT, 'configs', flat))
+        assert twin.model.to_dict() == shipped.model.to_dict(), hssn
+
+
+def test_make_batch_labels_cover_the_tree_and_ignore_a_strip():
+    bench = _load()
+    data = bench.make_batch(2, (40, 50), num_leaves=7, ignore_index=255,
+                            generator=torch.Generator().manual_seed(0))
+    assert [tuple(x.shape) for x in data['inputs']] == [(3, 40, 50)] * 2
+    label = data['data_samples'][0].gt_sem_seg.data
+    assert tuple(label.shape) == (1, 40, 50)
+    # the last 50 // 10 = 5 columns are ignored, the rest are leaf ids in 16x16 blocks
+    assert (label[..., 45:] == 255).all()
+    assert set(label[..., :45].unique().tolist()) <= set(range(7))
+    assert (label[0, :16, :16] == label[0, 0, 0]).all()
+
+
+def test_benchmark_runs_and_names_the_machine(tmp_path):
+    """Two rounds of the demo model at batch 2 (BN needs 2), 32x32: images/s for both, the ratio, the CPU."""
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, 'tools/analysis/benchmark.py', 'configs/demo_cpu.py', '--batch', '2',
+         '--shape', '32', '32', '--repeats', '2', '--warmup', '0', '--threads', '1'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert re.search(r'machine: .+, \d+ CPUs, torch .+, 1 threads, device cpu', out)
+    for mode in ('train', 'inference'):
+        block = out.split(f'{mode}:')[1]
+        assert re.search(r'hierarchical +\d+\.\d+ images/s', block)
+        assert re.search(r'flat +\d+\.\d+ images/s', block)
+        assert re.search(r'ratio hierarchical/flat: \d+\.\d+x', block)
+
+
+def test_flat_twin_needs_a_hierarchical_head():
+    bench = _load()
+    cfg = Config(dict(model=dict(decode_head=dict(type='FCNHead'))))
+    try:
+        bench.flat_twin(cfg)
+    except SystemExit as err:
+        assert 'no hierarchical decode head to make flat; give --flat' in str(err)
+    else:
+        raise AssertionError('a config without a hierarchical head was accepted')

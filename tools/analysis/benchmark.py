@@ -1,0 +1,205 @@
+"""Training and inference speed of a hierarchical config and of its flat twin, in one run.
+
+    python tools/analysis/benchmark.py CONFIG [--flat FLAT_CONFIG] [--batch 2]
+        [--shape H W] [--repeats 10] [--threads 2] [--profile]
+
+Both models are built from their configs (SyncBN as BN, no pretrained weights, random
+init), fed the same random batch (images, and labels in blocks of every leaf class with
+a strip of ignore pixels, as after a crop), and timed alternately, one step of each per
+round, so that a machine whose speed drifts (other jobs) slows both alike. A training
+step is mmengine's `train_step` (data preprocessor, forward, losses, backward, optimiser
+step); an inference step is `test_step` (whole-image predict, leaf scores, per-level
+maps). Reported: images/s from the median step time of each model, and the ratio
+hierarchical / flat of the median per-round time ratios.
+
+The flat twin is `--flat`, or else derived from CONFIG by the statement of the shipped
+flat configs (configs/flat_demo_cpu.py): every hierarchical decode head gets
+`inference='flat'` and leaf cross-entropy as its only loss (so no projection branch).
+`--profile` also prints the operators that take the hierarchical step's extra time.
+"""
+import argparse
+import copy
+import os
+import os.path as osp
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List, Tuple
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import hseg_mm  # noqa: F401,E402  (shims and registration before mmseg.models)
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+
+from hseg_mm.engine import apply_hierarchy  # noqa: E402
+from hseg_mm.engine.launch import skip_pretrained  # noqa: E402
+from hseg_mm.utils import describe_machine  # noqa: E402
+
+FLAT_LOSS = [dict(type='HierarchicalCrossEntropyLoss', levels=[-1])]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='hierarchical config')
+    parser.add_argument('--flat', help='its flat twin (default: derived from CONFIG)')
+    parser.add_argument('--batch', type=int, default=2, help='images per step')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help='image size (default: the config\'s crop_size)')
+    parser.add_argument('--repeats', type=int, default=10, help='timed rounds')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed rounds first')
+    parser.add_argument('--threads', type=int, default=2, help='torch.set_num_threads')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--modes', nargs='+', choices=['train', 'inference'],
+                        default=['train', 'inference'])
+    parser.add_argument('--profile', action='store_true',
+                        help='also profile one training step of each model')
+    parser.add_argument('--seed', type=int, default=0)
+    return parser.parse_args()
+
+
+def model_config(path: str) -> Config:
+    """The config with its tree injected, pretrained weights off and no data read."""
+    cfg = Config.fromfile(path)
+    apply_hierarchy(cfg, check_paths=False)
+    skip_pretrained(cfg)
+    return cfg
+
+
+def flat_twin(cfg: Config) -> Config:
+    """CONFIG with every hierarchical decode head made flat (see the module docstring)."""
+    from mmseg.registry import MODELS
+    from hseg_mm.models.decode_heads.hierarchical_head_mixin import HierarchicalHeadMixin
+    twin = copy.deepcopy(cfg)
+    heads = twin.model.decode_head
+    changed = 0
+    for head in heads if isinstance(heads, list) else [heads]:
+        cls = MODELS.get(head['type'])
+        if cls is not None and issubclass(cls, HierarchicalHeadMixin):
+            head['inference'] = 'flat'
+            head['loss_decode'] = copy.deepcopy(FLAT_LOSS)
+            changed += 1
+    if not changed:
+        raise SystemExit(f'{cfg.filename or "the config"}: no hierarchical decode head to make flat; '
+                         'give --flat FLAT_CONFIG')
+    return twin
+
+
+def build(cfg: Config, shape: Tuple[int, int], device: torch.device):
+    """(model, optim_wrapper) of a config, random init, BN in place of SyncBN."""
+    from mmengine.model.utils import revert_sync_batchnorm
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model_cfg = copy.deepcopy(cfg.model)
+    if 'data_preprocessor' in model_cfg:
+        model_cfg.data_preprocessor.size = shape
+    model = revert_sync_batchnorm(MODELS.build(model_cfg)).to(device)
+    optim_cfg = copy.deepcopy(cfg.optim_wrapper)
+    if optim_cfg.get('type') == 'AmpOptimWrapper':
+        optim_cfg['type'] = 'OptimWrapper'  # float32 for both; --amp is another question
+        optim_cfg.pop('loss_scale', None)
+    return model, build_optim_wrapper(model, optim_cfg)
+
+
+def make_batch(batch: int, shape: Tuple[int, int], num_leaves: int, ignore_index: int,
+               generator: torch.Generator) -> dict:
+    """Random uint8 images (3, H, W) and leaf labels (1, H, W) in 16x16 blocks of random
+    classes, the last tenth of the columns ignore_index."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    h, w = shape
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=generator))
+        blocks = torch.randint(0, num_leaves, (1, -(-h // 16), -(-w // 16)), generator=generator)
+        label = blocks.repeat_interleave(16, 1).repeat_interleave(16, 2)[:, :h, :w].clone()
+        label[:, :, w - w // 10:] = ignore_index
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=label.long())
+        sample.set_metainfo(dict(img_shape=shape, ori_shape=shape, pad_shape=shape))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def interleaved_times(steps: Dict[str, Callable[[], None]], repeats: int, warmup: int,
+                      device: torch.device) -> Dict[str, List[float]]:
+    """Seconds per call of each step, one call of each per round, `repeats` rounds."""
+    def sync() -> None:
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+
+    times = {name: [] for name in steps}
+    for r in range(warmup + repeats):
+        for name, step in steps.items():
+            sync()
+            start = time.perf_counter()
+            step()
+            sync()
+            if r >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def summarise(mode: str, times: Dict[str, List[float]], batch: int) -> str:
+    (hier, t_h), (flat, t_f) = times.items()
+    ratios = [a / b for a, b in zip(t_h, t_f)]
+    lines = [f'{mode}:']
+    for name, t in times.items():
+        med = statistics.median(t)
+        lines.append(f'  {name:13s} {batch / med:8.2f} images/s  (median step {med * 1e3:8.1f} '
+                     f'ms, min {min(t) * 1e3:.1f}, max {max(t) * 1e3:.1f}, n={len(t)})')
+    lines.append(f'  ratio hierarchical/flat: {statistics.median(ratios):.3f}x '
+                 f'(median of per-round ratios; quartiles '
+                 f'{statistics.quantiles(ratios, n=4)[0]:.3f}-'
+                 f'{statistics.quantiles(ratios, n=4)[2]:.3f})' if len(ratios) > 1 else
+                 f'  ratio hierarchical/flat: {ratios[0]:.3f}x (one round)')
+    return '\n'.join(lines)
+
+
+def profile_step(name: str, step: Callable[[], None], rows: int = 15) -> None:
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    print(f'\nprofile of one training step, {name} (self CPU time):')
+    print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=rows))
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    cfg = model_config(args.config)
+    flat_cfg = model_config(args.flat) if args.flat else flat_twin(cfg)
+    shape = tuple(args.shape or cfg.get('crop_size') or (512, 512))
+    torch.manual_seed(args.seed)
+    models = {'hierarchical': build(cfg, shape, device), 'flat': build(flat_cfg, shape, device)}
+    tree = models['hierarchical'][0].hierarchy
+    generator = torch.Generator().manual_seed(args.seed)
+    data = make_batch(args.batch, shape, tree.num_leaves, tree.ignore_index, generator)
+
+    print(f'machine: {describe_machine(device)}')
+    print(f'{args.config} vs {args.flat or "its flat twin (derived)"}: batch {args.batch}, '
+          f'{shape[0]}x{shape[1]}, {args.repeats} rounds after {args.warmup} warm-up')
+    for mode in args.modes:
+        steps = {}
+        for name, (model, optim_wrapper) in models.items():
+            if mode == 'train':
+                model.train()
+                steps[name] = (lambda m=model, o=optim_wrapper: m.train_step(data, o))
+            else:
+                model.eval()
+                steps[name] = (lambda m=model: m.test_step(data))
+        with torch.no_grad() if mode == 'inference' else torch.enable_grad():
+            times = interleaved_times(steps, args.repeats, args.warmup, device)
+        print(summarise(mode, times, args.batch))
+    if args.profile:
+        for name, (model, optim_wrapper) in models.items():
+            model.train()
+            profile_step(name, lambda m=model, o=optim_wrapper: m.train_step(data, o))
+
+
+if __name__ == '__main__':
+    os.environ.setdefault('OMP_NUM_THREADS', '2')
+    main()
