@@ -21,6 +21,9 @@ INSTALL_REQUIRES = [
     'prettytable',  # the per-level table (also an mmseg dependency)
     'scipy',  # tools/convert_pascal_part.py reads Pascal-Part's MATLAB .mat files
     'geoopt',  # the Poincare-ball classifier and its Riemannian optimisers (RiemannianSGD)
+    'onnx',  # tools/export_onnx.py: reads the exported graph's inputs, outputs and metadata
+    'onnxscript',  # torch.onnx.export(dynamo=True), the exporter tools/export_onnx.py uses
+    'onnxruntime',  # tools/check_onnx.py: runs the exported graph on the CPU against torch
 ]
 # OpenCV comes with mmcv / mmcv-lite.
 # mmcv is not listed: full mmcv (with compiled ops, CUDA users) and mmcv-lite
@@ -34,5 +37,5 @@ setup(
     packages=find_packages(include=['hseg_mm', 'hseg_mm.*']),
     python_requires='>=3.9',
     install_requires=INSTALL_REQUIRES,
-    extras_require={'tests': ['pytest']},
+    extras_require={'tests': ['pytest'], 'timm': ['timm>=0.9']},  # timm: README, timm backbones
 )

@@ -80,8 +80,9 @@ def flat_twin(cfg: Config) -> Config:
             head['loss_decode'] = copy.deepcopy(FLAT_LOSS)
             changed += 1
     if not changed:
-        raise SystemExit(f'{cfg.filename or "the config"}: no hierarchical decode head to make flat; '
-                         'give --flat FLAT_CONFIG')
+        name = cfg.filename or 'the config'
+        raise SystemExit(f'{name}: no hierarchical decode head to make flat; give --flat '
+                         'FLAT_CONFIG')
     return twin
 
 
