@@ -1,7 +1,7 @@
 """Training and inference speed of a hierarchical config and of its flat twin, in one run.
 
     python tools/analysis/benchmark.py CONFIG [--flat FLAT_CONFIG] [--batch 2]
-        [--shape H W] [--repeats 10] [--threads 2] [--profile]
+        [--shape H W] [--repeats 10] [--threads 2] [--profile] [--cfg-options k=v ...]
 
 Both models are built from their configs (SyncBN as BN, no pretrained weights, random
 init), fed the same random batch (images, and labels in blocks of every leaf class with
@@ -15,7 +15,9 @@ hierarchical / flat of the median per-round time ratios.
 The flat twin is `--flat`, or else derived from CONFIG by the statement of the shipped
 flat configs (configs/flat_demo_cpu.py): every hierarchical decode head gets
 `inference='flat'` and leaf cross-entropy as its only loss (so no projection branch).
-`--profile` also prints the operators that take the hierarchical step's extra time.
+`--profile` also prints the operators that take each training step's time.
+`--cfg-options` changes both configs alike (before the twin is derived), e.g.
+`model.decode_head.loss_resolution=logits`.
 """
 import argparse
 import copy
@@ -24,13 +26,13 @@ import os.path as osp
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import hseg_mm  # noqa: F401,E402  (shims and registration before mmseg.models)
 import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
 
 from hseg_mm.engine import apply_hierarchy  # noqa: E402
 from hseg_mm.engine.launch import skip_pretrained  # noqa: E402
@@ -55,12 +57,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--profile', action='store_true',
                         help='also profile one training step of each model')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of both configs, key=value')
     return parser.parse_args()
 
 
-def model_config(path: str) -> Config:
+def model_config(path: str, options: Optional[dict] = None) -> Config:
     """The config with its tree injected, pretrained weights off and no data read."""
     cfg = Config.fromfile(path)
+    if options:
+        cfg.merge_from_dict(options)
     apply_hierarchy(cfg, check_paths=False)
     skip_pretrained(cfg)
     return cfg
@@ -171,8 +177,8 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    cfg = model_config(args.config)
-    flat_cfg = model_config(args.flat) if args.flat else flat_twin(cfg)
+    cfg = model_config(args.config, args.cfg_options)
+    flat_cfg = model_config(args.flat, args.cfg_options) if args.flat else flat_twin(cfg)
     shape = tuple(args.shape or cfg.get('crop_size') or (512, 512))
     torch.manual_seed(args.seed)
     models = {'hierarchical': build(cfg, shape, device), 'flat': build(flat_cfg, shape, device)}
@@ -182,7 +188,8 @@ def main() -> None:
 
     print(f'machine: {describe_machine(device)}')
     print(f'{args.config} vs {args.flat or "its flat twin (derived)"}: batch {args.batch}, '
-          f'{shape[0]}x{shape[1]}, {args.repeats} rounds after {args.warmup} warm-up')
+          f'{shape[0]}x{shape[1]}, {args.repeats} rounds after {args.warmup} warm-up'
+          + (f', options {args.cfg_options}' if args.cfg_options else ''))
     for mode in args.modes:
         steps = {}
         for name, (model, optim_wrapper) in models.items():
