@@ -14,8 +14,9 @@ INSTALL_REQUIRES = [
     # mmseg.utils imports them but mmseg's wheel does not declare them.
     'ftfy',
     'regex',
+    # configs/_base_/datasets/albu_photometric.py uses 2.x argument names (1.x's are refused).
+    'albumentations>=2.0',
     # Unpinned: no known breakage.
-    'albumentations',
     'tensorboard',
     'numpy',
     'prettytable',  # the per-level table (also an mmseg dependency)

@@ -3,7 +3,13 @@
 Importing the package applies the version shims and registers every module, so a
 config needs only `custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)`.
 """
-from . import compat
+import os
+
+# albumentations 2.x (imported by mmseg.datasets) asks PyPI for a newer version in every
+# process, a 2 s timeout on an offline node; users can still set it to 0.
+os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
+
+from . import compat  # noqa: E402
 
 compat.apply()
 
