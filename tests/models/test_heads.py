@@ -190,6 +190,38 @@ def test_loss_resolution_logits_resizes_the_labels(four_level_tree):
         build_head('HierarchicalFCNHead', tree, losses=losses, loss_resolution='half')
 
 
+def test_projection_at_sampled_pixels_only(person_tree):
+    """projection_pixels='sampled' projects only the pixels the triplet loss samples.
+    With the projection's batch norm on running statistics (eval mode), that is the
+    same computation as projecting every pixel and sampling: equal losses for the same
+    sampling seed. In training its batch norm sees only the sampled pixels."""
+    losses = [dict(type='TreeTripletLoss', max_samples_per_class=20)]
+    heads = {}
+    for pixels in ('all', 'sampled'):
+        torch.manual_seed(0)
+        heads[pixels] = build_head('HierarchicalFCNHead', person_tree, losses=losses,
+                                   projection_pixels=pixels)
+    heads['sampled'].load_state_dict(heads['all'].state_dict())
+    labels = random_labels(person_tree, size=16)
+    results = {}
+    for pixels, head in heads.items():
+        head.train()
+        head.projection.eval()  # running statistics: the BN is a fixed affine map
+        torch.manual_seed(3)  # the triplet sampling draws from the global generator
+        results[pixels] = head.loss(feats(), samples(labels), dict())['loss_tree_triplet']
+    assert results['all'] > 0
+    torch.testing.assert_close(results['sampled'], results['all'])
+    head = heads['sampled']
+    head.projection.train()
+    loss = head.loss(feats(), samples(labels), dict())['loss_tree_triplet']
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0
+               for p in head.projection.parameters())
+    with pytest.raises(ValueError, match="projection_pixels must be 'all' or 'sampled'"):
+        build_head('HierarchicalFCNHead', person_tree, losses=losses, projection_pixels='some')
+
+
 def test_head_bad_arguments(person_tree):
     with pytest.raises(ValueError, match='num_classes=7 but the hierarchy has 10 nodes'):
         build_head('HierarchicalFCNHead', person_tree, num_classes=7)

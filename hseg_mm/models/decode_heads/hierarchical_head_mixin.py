@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
 from ..inference import check_rule, leaf_scores
-from ..losses.tree_triplet_loss import resize_labels
+from ..losses.tree_triplet_loss import SampledEmbedding, resize_labels
 
 __all__ = ['HierarchicalHeadMixin']
 
@@ -63,6 +63,11 @@ class HierarchicalHeadMixin:
             (nearest) to the logits' size instead, so the losses see 1/16 of the pixels
             of a head at 1/4 resolution. Faster, but another objective (a thin part
             keeps fewer label pixels); README "Speed" measures both.
+        projection_pixels: 'all': the projection embedding is computed at every pixel
+            of the feature, then sampled by the triplet loss; 'sampled': only at the
+            pixels the loss samples (about 3 x 200 per leaf class and batch), which makes
+            the projection nearly free on a large head, but its batch norm then takes
+            its statistics from those pixels (README "Speed" measures both).
         classifier: None (mmseg's 1x1 `conv_seg` scores every node), or the config
             of a module (e.g. `dict(type='PoincareClassifier', c=1.0)`) built with
             `in_channels=channels, num_classes=hierarchy.num_leaves` that maps the
@@ -81,7 +86,7 @@ class HierarchicalHeadMixin:
     def __init__(self, *args: Any, hierarchy: Optional[HierarchyLike] = None,
                  inference: str = 'tree_min', embedding_channels: Optional[int] = 256,
                  classifier: Optional[Mapping] = None, loss_resolution: str = 'label',
-                 **kwargs: Any) -> None:
+                 projection_pixels: str = 'all', **kwargs: Any) -> None:
         name = type(self).__name__
         if hierarchy is None:
             # mmseg's init_model and MMSegInferencer build cfg.model as it is; a source
@@ -98,6 +103,9 @@ class HierarchicalHeadMixin:
         if loss_resolution not in ('label', 'logits'):
             raise ValueError(f"{name}: loss_resolution must be 'label' or 'logits', "
                              f'got {loss_resolution!r}')
+        if projection_pixels not in ('all', 'sampled'):
+            raise ValueError(f"{name}: projection_pixels must be 'all' or 'sampled', "
+                             f'got {projection_pixels!r}')
         for key in ('num_classes', 'out_channels'):
             if kwargs.get(key) not in (None, tree.num_nodes):
                 raise ValueError(
@@ -118,6 +126,7 @@ class HierarchicalHeadMixin:
         self.hierarchy = tree
         self.inference = check_rule(inference)
         self.loss_resolution = loss_resolution
+        self.projection_pixels = projection_pixels
         self.embedding_channels = embedding_channels
         losses = self.loss_decode if isinstance(self.loss_decode, nn.ModuleList) \
             else [self.loss_decode]
@@ -132,7 +141,7 @@ class HierarchicalHeadMixin:
                        norm_cfg=self.norm_cfg, act_cfg=self.act_cfg),
             nn.Conv2d(self.channels, embedding_channels, 1)) if needs else None
         self._capture_embedding = False
-        self._embedding: Optional[Tensor] = None
+        self._embedding: Union[None, Tensor, SampledEmbedding] = None
         self.classifier = self._build_classifier(classifier, tree, name)
         if self.classifier is not None:
             # mmseg's `cls_seg` keeps its dropout and calls an identity; its init_cfg
@@ -186,7 +195,11 @@ class HierarchicalHeadMixin:
         the L2-normalised embedding (N, E, h, w) for the losses.
         """
         if self._capture_embedding:
-            self._embedding = F.normalize(self.projection(feat), p=2, dim=1)
+            if self.projection_pixels == 'sampled':
+                self._embedding = SampledEmbedding(feat, self.projection,
+                                                   self.embedding_channels)
+            else:
+                self._embedding = F.normalize(self.projection(feat), p=2, dim=1)
         if self.classifier is None:
             return super().cls_seg(feat)
         # mmseg's cls_seg with conv_seg an identity: the head's dropout, then the leaves.
@@ -240,7 +253,9 @@ class HierarchicalHeadMixin:
         # Under --amp the logits and embedding come out of autocast in bfloat16/float16:
         # the losses get float32 and run with autocast off, so every op of every loss
         # (a matmul too) reduces in float32.
-        embedding = self._embedding.float() if self._embedding is not None else None
+        embedding = self._embedding
+        if isinstance(embedding, Tensor):
+            embedding = embedding.float()
         with torch.autocast(device_type=seg_logits.device.type, enabled=False):
             if self.loss_resolution == 'label':
                 seg_logits = resize(seg_logits.float(), size=seg_label.shape[2:],

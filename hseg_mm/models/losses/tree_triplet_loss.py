@@ -89,6 +89,44 @@ def sample_triplets(label: Tensor,
     return anchor, positive, negative, use
 
 
+class SampledEmbedding:
+    """The projection embedding computed only at the pixels the loss samples.
+
+    A hierarchical head with `projection_pixels='sampled'` hands this to the losses in
+    place of the (N, E, h, w) embedding: it holds the head's feature (N, C, h, w) and
+    the projection (1x1 convolutions), and projects just the gathered pixels. The same
+    embedding as projecting every pixel, except for the projection's batch norm, whose
+    statistics then come from the sampled pixels (class-balanced) instead of all of them.
+
+    Args:
+        feature: (N, C, h, w) the feature the head's classifier reads.
+        projection: maps (S, C, 1, 1) to (S, E, 1, 1).
+        channels: E, the embedding width.
+    """
+
+    def __init__(self, feature: Tensor, projection: nn.Module, channels: int) -> None:
+        self.feature = feature
+        self.projection = projection
+        n, _, h, w = feature.shape
+        self.shape = torch.Size((n, channels, h, w))
+
+    def dim(self) -> int:
+        return 4
+
+    def gather(self, index: Tensor) -> Tensor:
+        """L2-normalised embeddings (*index.shape, E) of flat pixel ids into N*h*w."""
+        flat = self.feature.flatten(2)
+        hw = flat.shape[2]
+        # float32: the losses run with autocast off, the projection's weights are float32
+        picked = flat[index // hw, :, index % hw].float()  # (*index.shape, C)
+        out = self.projection(picked.reshape(-1, picked.shape[-1], 1, 1))
+        return F.normalize(out.reshape(*index.shape, -1).float(), dim=-1)
+
+    def sum(self) -> Tensor:
+        """A zero connected to the feature and every projection weight (for DDP)."""
+        return sum(p.sum() for p in self.projection.parameters()) * 0 + self.feature.sum() * 0
+
+
 def tree_triplet_loss(embedding: Tensor,
                       label: Tensor,
                       hierarchy: Union[ClassHierarchy, Mapping, str],
@@ -107,7 +145,8 @@ def tree_triplet_loss(embedding: Tensor,
 
     Args:
         embedding: (N, E, h, w) projection embedding (L2-normalised by the head;
-            the sampled vectors are normalised again, which is a no-op then).
+            the sampled vectors are normalised again, which is a no-op then), or a
+            `SampledEmbedding` that projects only the sampled pixels.
         label: (N, H, W) leaf ids or `ignore_index`; resized to (h, w) with
             nearest into a new tensor, never modified.
         hierarchy: the class tree.
@@ -125,12 +164,15 @@ def tree_triplet_loss(embedding: Tensor,
     label = resize_labels(label, embedding.shape[2:])
     anchor, positive, negative, use = sample_triplets(
         label, hierarchy, max_samples_per_class, ignore_index, generator)
-    # One gather straight from (N, E, h*w): no permuted copy of the embedding,
-    # and one (not three) embedding-sized gradient buffer in backward.
-    flat = embedding.flatten(2)
     index = torch.stack([anchor, positive, negative])  # (3, L, k) flat pixel ids
-    hw = flat.shape[2]
-    feats = F.normalize(flat[index // hw, :, index % hw].float(), dim=-1)  # (3, L, k, E)
+    if isinstance(embedding, SampledEmbedding):
+        feats = embedding.gather(index)  # (3, L, k, E)
+    else:
+        # One gather straight from (N, E, h*w): no permuted copy of the embedding,
+        # and one (not three) embedding-sized gradient buffer in backward.
+        flat = embedding.flatten(2)
+        hw = flat.shape[2]
+        feats = F.normalize(flat[index // hw, :, index % hw].float(), dim=-1)
     a, p, n = feats.unbind(0)
     d_pos = 1 - (a * p).sum(-1)  # (L, k)
     d_neg = 1 - (a * n).sum(-1)
