@@ -16,7 +16,6 @@ timed on random images of the crop size, and the losses' share of it printed.
 """
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -30,6 +29,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from hseg_mm.engine import apply_hierarchy  # noqa: E402
 from hseg_mm.hierarchy import build_hierarchy  # noqa: E402
+from hseg_mm.utils import describe_machine  # noqa: E402
 from hseg_mm.models.losses import (FocalTreeMinLoss, HierarchicalCrossEntropyLoss,  # noqa: E402
                                    TreeTripletLoss)
 
@@ -155,27 +155,12 @@ def time_train_step(args: argparse.Namespace, device: torch.device) -> float:
     return statistics.median(times)
 
 
-def cpu_name() -> str:
-    """The CPU model (platform.processor() is often empty on Linux)."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    print(f'machine: {cpu_name()} ({platform.machine()}), '
-          f'{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, '
-          f'device {device}' + (f' ({torch.cuda.get_device_name(device)})'
-                                if device.type == 'cuda' else ''))
+    print(f'machine: {describe_machine(device)}')
     crop = None
     if args.model_config:
         from mmengine.config import Config
