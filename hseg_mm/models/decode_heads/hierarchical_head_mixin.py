@@ -31,7 +31,8 @@ from torch import Tensor
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
 from ..inference import check_rule, leaf_scores
-from ..losses.tree_triplet_loss import SampledEmbedding, resize_labels
+from ..losses.tree_triplet_loss import SampledEmbedding
+from ..losses.utils import resize_labels
 
 __all__ = ['HierarchicalHeadMixin']
 

@@ -10,6 +10,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
+from .utils import resize_labels
 
 SCHEDULES = ('constant', 'linear', 'cosine')
 
@@ -23,14 +24,6 @@ def _sample_pools(masks: Tensor, keys: Tensor, k: int) -> Tensor:
     """
     ranked = torch.where(masks, keys.unsqueeze(0), torch.full_like(keys, float('inf')))
     return ranked.topk(k, dim=1, largest=False).indices  # (C, k)
-
-
-def resize_labels(label: Tensor, size) -> Tensor:
-    """(N, H, W) labels at `size` = (h, w), nearest; the input is never written to."""
-    if tuple(label.shape[1:]) == tuple(size):
-        return label
-    return F.interpolate(label.unsqueeze(1).float(), size=tuple(size),
-                         mode='nearest').squeeze(1).long()
 
 
 def sample_triplets(label: Tensor,

@@ -1,7 +1,8 @@
-"""Helpers shared by the hierarchical losses (input checks, reduction)."""
+"""Helpers shared by the hierarchical losses and heads (input checks, reduction, label resizing)."""
 from typing import Optional, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ...hierarchy import ClassHierarchy
@@ -72,3 +73,11 @@ def as_weight_list(values: Union[Sequence[float], None], size: int, what: str) -
     if len(values) != size:
         raise ValueError(f'{what} needs {size} values, got {len(values)}')
     return values
+
+
+def resize_labels(label: Tensor, size) -> Tensor:
+    """(N, H, W) labels at `size` = (h, w), nearest; the input is never written to."""
+    if tuple(label.shape[1:]) == tuple(size):
+        return label
+    return F.interpolate(label.unsqueeze(1).float(), size=tuple(size),
+                         mode='nearest').squeeze(1).long()
