@@ -6,7 +6,8 @@
 Both models are built from their configs (SyncBN as BN, no pretrained weights, random
 init), fed the same random batch (images, and labels in blocks of every leaf class with
 a strip of ignore pixels, as after a crop), and timed alternately, one step of each per
-round, so that a machine whose speed drifts (other jobs) slows both alike. A training
+round in an order that flips every round, so that a machine whose speed drifts (other
+jobs) slows both alike and neither always runs second. A training
 step is mmengine's `train_step` (data preprocessor, forward, losses, backward, optimiser
 step); an inference step is `test_step` (whole-image predict, leaf scores, per-level
 maps). Reported: images/s from the median step time of each model, and the ratio
@@ -132,14 +133,19 @@ def make_batch(batch: int, shape: Tuple[int, int], num_leaves: int, ignore_index
 
 def interleaved_times(steps: Dict[str, Callable[[], None]], repeats: int, warmup: int,
                       device: torch.device) -> Dict[str, List[float]]:
-    """Seconds per call of each step, one call of each per round, `repeats` rounds."""
+    """Seconds per call of each step, one call of each per round, `repeats` rounds.
+
+    The order flips every round (A B, B A, ...): whichever model runs second finds the
+    caches and the allocator as the first left them, and neither should always get that.
+    """
     def sync() -> None:
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
 
     times = {name: [] for name in steps}
+    order = list(steps.items())
     for r in range(warmup + repeats):
-        for name, step in steps.items():
+        for name, step in (order if r % 2 == 0 else order[::-1]):
             sync()
             start = time.perf_counter()
             step()
