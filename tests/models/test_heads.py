@@ -14,6 +14,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from hseg_mm.models import leaf_scores
+from hseg_mm.models.losses.sampled_embedding import SampledEmbedding
 
 init_default_scope('mmseg')
 
@@ -119,9 +120,11 @@ def test_head_loss_keys_and_embedding(name, person_tree):
     sum(v for k, v in losses.items() if k.startswith('loss')).backward()
     assert head.projection[1].weight.grad is not None  # the triplet loss trains it
 
-    emb = seen['embedding']
+    emb = seen['embedding']  # plain BN in training: evaluated at the sampled pixels only
+    assert isinstance(emb, SampledEmbedding) and emb.statistics == 'all'
     assert emb.shape[:2] == (2, 256) and emb.shape[2:] in ((8, 8), (16, 16))
-    torch.testing.assert_close(emb.norm(dim=1), torch.ones(2, *emb.shape[2:]))
+    every_pixel = emb.gather(torch.arange(emb.shape.numel() // 256))  # (N*h*w, 256)
+    torch.testing.assert_close(every_pixel.norm(dim=1), torch.ones(len(every_pixel)))
     assert head._embedding is None  # dropped after the loss
 
 
@@ -130,7 +133,7 @@ def test_embedding_only_in_loss_and_when_needed(person_tree):
     assert flat.projection is None  # no loss takes an embedding: no unused parameters
     hssn = build_head('HierarchicalFCNHead', person_tree)
     calls = []
-    hssn.projection.register_forward_hook(lambda *a: calls.append(1))
+    hssn.projection[-1].register_forward_hook(lambda *a: calls.append(1))  # both paths end here
     hssn.eval()
     hssn.predict(feats(), [dict(img_shape=(8, 8))] * 2, None)
     hssn.train()

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
 from ..inference import check_rule, leaf_scores
-from ..losses.tree_triplet_loss import SampledEmbedding
+from ..losses.sampled_embedding import SampledEmbedding, full_statistics_supported
 from ..losses.utils import resize_labels
 
 __all__ = ['HierarchicalHeadMixin']
@@ -64,11 +64,14 @@ class HierarchicalHeadMixin:
             (nearest) to the logits' size instead, so the losses see 1/16 of the pixels
             of a head at 1/4 resolution. Faster, but another objective (a thin part
             keeps fewer label pixels); README "Speed" measures both.
-        projection_pixels: 'all': the projection embedding is computed at every pixel
-            of the feature, then sampled by the triplet loss; 'sampled': only at the
-            pixels the loss samples (about 3 x 200 per leaf class and batch), which makes
-            the projection nearly free on a large head, but its batch norm then takes
-            its statistics from those pixels (README "Speed" measures both).
+        projection_pixels: 'all': the embedding is every pixel's, batch norm included:
+            with a plain BN in training it is evaluated only at the pixels the loss
+            samples, the BN statistics coming from the feature's mean and covariance
+            over every pixel (`SampledEmbedding(statistics='all')`, the same values and
+            gradients up to floating-point order); with SyncBN or another norm every
+            pixel is projected. 'sampled': the BN statistics come from the sampled
+            pixels (about 3 x 200 per leaf class and batch) instead, which skips the
+            covariance but normalises differently (README "Speed" measures both).
         classifier: None (mmseg's 1x1 `conv_seg` scores every node), or the config
             of a module (e.g. `dict(type='PoincareClassifier', c=1.0)`) built with
             `in_channels=channels, num_classes=hierarchy.num_leaves` that maps the
@@ -199,7 +202,13 @@ class HierarchicalHeadMixin:
             if self.projection_pixels == 'sampled':
                 self._embedding = SampledEmbedding(feat, self.projection,
                                                    self.embedding_channels)
-            else:
+            elif full_statistics_supported(self.projection):
+                # Every pixel's embedding as far as the losses can tell (the batch norm
+                # normalised by every pixel, through the feature's moments), but only
+                # the sampled pixels projected: README "Speed".
+                self._embedding = SampledEmbedding(feat, self.projection,
+                                                   self.embedding_channels, statistics='all')
+            else:  # SyncBN, other norms, BN on running statistics: project every pixel
                 self._embedding = F.normalize(self.projection(feat), p=2, dim=1)
         if self.classifier is None:
             return super().cls_seg(feat)

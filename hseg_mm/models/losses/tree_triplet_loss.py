@@ -10,6 +10,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
+from .sampled_embedding import SampledEmbedding
 from .utils import resize_labels
 
 SCHEDULES = ('constant', 'linear', 'cosine')
@@ -80,48 +81,6 @@ def sample_triplets(label: Tensor,
                                   enumerate((anchor_pool, pos_pool, neg_pool)))
     use = torch.arange(k, device=device).unsqueeze(0) < num.unsqueeze(1)
     return anchor, positive, negative, use
-
-
-class SampledEmbedding:
-    """The projection embedding computed only at the pixels the loss samples.
-
-    A hierarchical head with `projection_pixels='sampled'` hands this to the losses in
-    place of the (N, E, h, w) embedding: it holds the head's feature (N, C, h, w) and
-    the projection (1x1 convolutions), and projects just the gathered pixels. The same
-    embedding as projecting every pixel, except for the projection's batch norm, whose
-    statistics then come from the sampled pixels (class-balanced) instead of all of them.
-
-    Args:
-        feature: (N, C, h, w) the feature the head's classifier reads.
-        projection: maps (1, C, S, 1) to (1, E, S, 1) (1x1 convolutions).
-        channels: E, the embedding width.
-    """
-
-    def __init__(self, feature: Tensor, projection: nn.Module, channels: int) -> None:
-        self.feature = feature
-        self.projection = projection
-        n, _, h, w = feature.shape
-        self.shape = torch.Size((n, channels, h, w))
-
-    def dim(self) -> int:
-        return 4
-
-    def gather(self, index: Tensor) -> Tensor:
-        """L2-normalised embeddings (*index.shape, E) of flat pixel ids into N*h*w."""
-        flat = self.feature.flatten(2)
-        hw = flat.shape[2]
-        # float32: the losses run with autocast off, the projection's weights are float32
-        picked = flat[index // hw, :, index % hw].float()  # (*index.shape, C)
-        # The S picked vectors as one (1, C, S, 1) image, not S images of 1x1: the same
-        # 1x1 convolutions and batch-norm statistics, but one GEMM, where oneDNN's
-        # backward over S tiny images took 4x as long (4,200 x 512 -> 512 on one core).
-        column = picked.reshape(-1, picked.shape[-1]).t().reshape(1, picked.shape[-1], -1, 1)
-        out = self.projection(column)[0, :, :, 0].t()  # (S, E)
-        return F.normalize(out.reshape(*index.shape, -1).float(), dim=-1)
-
-    def sum(self) -> Tensor:
-        """A zero connected to the feature and every projection weight (for DDP)."""
-        return sum(p.sum() for p in self.projection.parameters()) * 0 + self.feature.sum() * 0
 
 
 def tree_triplet_loss(embedding: Tensor,
