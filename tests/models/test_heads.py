@@ -120,7 +120,7 @@ def test_head_loss_keys_and_embedding(name, person_tree):
     sum(v for k, v in losses.items() if k.startswith('loss')).backward()
     assert head.projection[1].weight.grad is not None  # the triplet loss trains it
 
-    emb = seen['embedding']  # plain BN in training: evaluated at the sampled pixels only
+    emb = seen['embedding']  # single-process BN in training: evaluated at the sampled pixels only
     assert isinstance(emb, SampledEmbedding) and emb.statistics == 'all'
     assert emb.shape[:2] == (2, 256) and emb.shape[2:] in ((8, 8), (16, 16))
     every_pixel = emb.gather(torch.arange(emb.shape.numel() // 256))  # (N*h*w, 256)

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
+from mmengine.model.utils import revert_sync_batchnorm
 
 from hseg_mm.models.losses.sampled_embedding import (SampledEmbedding,
                                                       full_statistics_supported)
@@ -81,6 +82,8 @@ def test_sampled_statistics_differ_and_need_no_moments():
 
 def test_full_statistics_only_where_reproducible():
     assert full_statistics_supported(projection())
+    # SyncBN in one process, as the tools and benchmark.py revert it (mmengine's _BatchNormXd)
+    assert full_statistics_supported(revert_sync_batchnorm(projection(norm=dict(type='SyncBN'))))
     assert not full_statistics_supported(projection().eval())  # running statistics
     assert not full_statistics_supported(projection(norm=dict(type='GN', num_groups=2)))
     assert not full_statistics_supported(projection(norm=dict(type='SyncBN')))

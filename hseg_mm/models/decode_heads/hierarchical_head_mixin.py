@@ -65,7 +65,7 @@ class HierarchicalHeadMixin:
             of a head at 1/4 resolution. Faster, but another objective (a thin part
             keeps fewer label pixels); README "Speed" measures both.
         projection_pixels: 'all': the embedding is every pixel's, batch norm included:
-            with a plain BN in training it is evaluated only at the pixels the loss
+            with a single-process BN in training it is evaluated only at the pixels the loss
             samples, the BN statistics coming from the feature's mean and covariance
             over every pixel (`SampledEmbedding(statistics='all')`, the same values and
             gradients up to floating-point order); with SyncBN or another norm every

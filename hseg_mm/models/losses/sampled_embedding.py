@@ -16,11 +16,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
 
 def _moment_parts(projection: nn.Module):
-    """(conv, bn, act, tail) when `projection` is ConvModule(1x1 conv, plain BatchNorm
-    in training, activation) followed by more layers; else None.
+    """(conv, bn, act, tail) when `projection` is ConvModule(1x1 conv, a single-process
+    BatchNorm in training, activation) followed by more layers; else None.
 
     SyncBN (statistics across ranks), other norms, or a BN on running statistics take
     the plain path: they have no per-batch moments to reproduce here.
@@ -34,7 +35,9 @@ def _moment_parts(projection: nn.Module):
     if not (isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.groups == 1
             and conv.stride == (1, 1) and conv.padding == (0, 0)):
         return None
-    if type(bn) is not nn.BatchNorm2d or not bn.training:
+    # nn.BatchNorm2d, or mmengine's _BatchNormXd (what revert_sync_batchnorm makes of
+    # SyncBN in a single process); not SyncBN itself, whose statistics span ranks
+    if not isinstance(bn, _BatchNorm) or 'Sync' in type(bn).__name__ or not bn.training:
         return None
     act = first.activate if first.with_activation else nn.Identity()
     return conv, bn, act, projection[1:]
@@ -43,6 +46,37 @@ def _moment_parts(projection: nn.Module):
 def full_statistics_supported(projection: nn.Module) -> bool:
     """Whether `statistics='all'` can reproduce this projection's batch norm."""
     return _moment_parts(projection) is not None
+
+
+class _PixelCovariance(torch.autograd.Function):
+    """cov = sum over pixels of (x - mean)(x - mean)^T / P: (N, C, h, w), (C,) -> (C, C).
+
+    `mean` must be the feature's own mean over its P = N*h*w pixels, and is treated as a
+    constant: at that point d cov / d mean = -2/P sum(x - mean) = 0, so the gradient is
+    exact. One GEMM each way per image, where autograd through `xc @ xc.T` runs two in
+    backward and keeps a centred copy of the feature alive.
+    """
+
+    @staticmethod
+    def forward(ctx, feature: Tensor, mean: Tensor) -> Tensor:
+        n, c = feature.shape[:2]
+        count = feature.numel() // c
+        cov = feature.new_zeros(c, c)
+        for x in feature.reshape(n, c, -1):
+            centred = x - mean[:, None]
+            cov.addmm_(centred, centred.t())
+        ctx.save_for_backward(feature, mean)
+        return cov / count
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        feature, mean = ctx.saved_tensors
+        n, c = feature.shape[:2]
+        sym = (grad + grad.t()) / (feature.numel() // c)
+        grad_feature = torch.empty_like(feature)
+        for x, out in zip(feature.reshape(n, c, -1), grad_feature.view(n, c, -1)):
+            torch.mm(sym, x - mean[:, None], out=out)
+        return grad_feature, None
 
 
 class SampledEmbedding:
@@ -71,7 +105,7 @@ class SampledEmbedding:
             raise ValueError(f"statistics must be 'sampled' or 'all', got {statistics!r}")
         if statistics == 'all' and not full_statistics_supported(projection):
             raise ValueError('statistics=\'all\' needs a projection that starts with a 1x1 '
-                             'convolution and a plain BatchNorm2d in training mode')
+                             'convolution and a (non-sync) BatchNorm in training mode')
         self.feature = feature
         self.projection = projection
         self.statistics = statistics
@@ -104,11 +138,11 @@ class SampledEmbedding:
         the feature's mean and covariance; updates `bn`'s running statistics once, as
         its forward over every pixel would."""
         if self._moments is None:
-            x = self.feature.float().transpose(0, 1).flatten(1)  # (C, P)
-            count = x.shape[1]
-            mean_x = x.mean(1)
-            centred = x - mean_x[:, None]
-            cov_x = centred @ centred.t() / count  # (C, C), biased as BN's normalisation
+            x = self.feature.float().contiguous()  # (N, C, h, w)
+            count = x.numel() // x.shape[1]
+            mean_x = x.mean((0, 2, 3))
+            # (C, C), biased as BN's normalisation
+            cov_x = _PixelCovariance.apply(x, mean_x.detach())
             weight = conv.weight.flatten(1)  # (C', C)
             mean = weight @ mean_x + (conv.bias if conv.bias is not None else 0)
             var = ((weight @ cov_x) * weight).sum(1)
