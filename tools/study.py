@@ -21,7 +21,6 @@ import glob
 import json
 import os
 import os.path as osp
-import platform
 import shlex
 import statistics
 import subprocess
@@ -206,9 +205,9 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
                          seconds_per_iter=run_info['seconds_per_iter'],
                          peak_mib=run_info['peak_mib']))
 
-    import torch
-    machine = (f'{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
-               f'torch {torch.__version__}, seed {args.seed}; peak MiB = the training '
+    # the runs are subprocesses with this environment, so the same thread count
+    from hseg_mm.utils import describe_machine
+    machine = (f'{describe_machine()}, seed {args.seed}; peak MiB = the training '
                'process\'s peak resident memory')
     table = format_table(rows, machine)
     out = osp.join(ROOT, args.work_dir)

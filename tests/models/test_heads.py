@@ -225,6 +225,37 @@ def test_projection_at_sampled_pixels_only(person_tree):
         build_head('HierarchicalFCNHead', person_tree, losses=losses, projection_pixels='some')
 
 
+@pytest.mark.parametrize('tree_name', ['person_tree', 'four_level_tree'])
+def test_all_pixel_embedding_without_projecting_every_pixel(tree_name, request, monkeypatch):
+    """projection_pixels='all' with BN in training projects only the sampled pixels, BN
+    statistics from every pixel's moments: the same losses and gradients (to the
+    features and every weight) as projecting every pixel, the plain path SyncBN takes."""
+    from hseg_mm.models.decode_heads import hierarchical_head_mixin
+    tree = request.getfixturevalue(tree_name)
+    results = {}
+    for path in ('moments', 'every pixel'):
+        if path == 'every pixel':
+            monkeypatch.setattr(hierarchical_head_mixin, 'full_statistics_supported',
+                                lambda projection: False)
+        torch.manual_seed(0)
+        head = build_head('HierarchicalFCNHead', tree)
+        head.train()
+        x = [f.requires_grad_() for f in feats()]
+        torch.manual_seed(3)  # the triplet sampling draws from the global generator
+        losses = head.loss(x, samples(random_labels(tree)), None)
+        sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+        results[path] = (losses, x[3].grad, {n: p.grad for n, p in head.named_parameters()},
+                         head.projection[0].bn.running_var.clone())
+    (loss_a, grad_a, params_a, var_a), (loss_b, grad_b, params_b, var_b) = results.values()
+    assert loss_a['loss_tree_triplet'] > 0
+    for key in loss_a:
+        torch.testing.assert_close(loss_a[key], loss_b[key], msg=key)
+    torch.testing.assert_close(grad_a, grad_b)
+    for name in params_a:
+        torch.testing.assert_close(params_a[name], params_b[name], msg=name)
+    torch.testing.assert_close(var_a, var_b)
+
+
 def test_head_bad_arguments(person_tree):
     with pytest.raises(ValueError, match='num_classes=7 but the hierarchy has 10 nodes'):
         build_head('HierarchicalFCNHead', person_tree, num_classes=7)
