@@ -45,11 +45,13 @@ def test_make_batch_labels_cover_the_tree_and_ignore_a_strip():
 
 
 def test_benchmark_runs_and_names_the_machine(tmp_path):
-    """Two rounds of the demo model at batch 2 (BN needs 2), 32x32: images/s for both, the ratio, the CPU."""
+    """Two rounds of the demo model at batch 2 (BN needs 2), 32x32: images/s for both, the
+    ratio, the CPU; and the head-alone timings."""
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
     proc = subprocess.run(
         [sys.executable, 'tools/analysis/benchmark.py', 'configs/demo_cpu.py', '--batch', '2',
-         '--shape', '32', '32', '--repeats', '2', '--warmup', '0', '--threads', '1'],
+         '--shape', '32', '32', '--repeats', '2', '--warmup', '0', '--threads', '1',
+         '--modes', 'train', 'inference', 'head'],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
@@ -59,6 +61,23 @@ def test_benchmark_runs_and_names_the_machine(tmp_path):
         assert re.search(r'hierarchical +\d+\.\d+ images/s', block)
         assert re.search(r'flat +\d+\.\d+ images/s', block)
         assert re.search(r'ratio hierarchical/flat: \d+\.\d+x', block)
+    # the head alone: flat, hierarchical, then each of the demo's three losses alone
+    head = out.split('head (decode head')[1]
+    names = re.findall(r'^  (\S.*?) +median +\d+\.\d+ ms', head, re.M)
+    assert names == ['flat', 'hierarchical', 'only FocalTreeMinLoss', 'only TreeTripletLoss',
+                     'only HierarchicalCrossEntropyLoss']
+    assert len(re.findall(r'[+-]\d+\.\d+ ms vs flat', head)) == 4
+
+
+def test_interleaved_order_flips_every_round():
+    # 1 warm-up + 2 timed rounds of A and B: A B, then B A, then A B; 2 times each kept
+    bench = _load()
+    calls = []
+    times = bench.interleaved_times({'A': lambda: calls.append('A'),
+                                     'B': lambda: calls.append('B')}, repeats=2, warmup=1,
+                                    device=torch.device('cpu'))
+    assert calls == ['A', 'B', 'B', 'A', 'A', 'B']
+    assert [len(t) for t in times.values()] == [2, 2]
 
 
 def test_flat_twin_needs_a_hierarchical_head():

@@ -16,7 +16,10 @@ hierarchical / flat of the median per-round time ratios.
 The flat twin is `--flat`, or else derived from CONFIG by the statement of the shipped
 flat configs (configs/flat_demo_cpu.py): every hierarchical decode head gets
 `inference='flat'` and leaf cross-entropy as its only loss (so no projection branch).
-`--profile` also prints the operators that take each training step's time.
+`--profile` also prints the operators that take each training step's time, and
+`--modes head` times the decode head alone on fixed backbone features (forward, losses,
+backward) for the flat twin, the hierarchical head, and the hierarchical head with each of
+its losses alone: where the hierarchy's share of a step goes.
 `--cfg-options` changes both configs alike (before the twin is derived), e.g.
 `model.decode_head.loss_resolution=logits`.
 """
@@ -53,8 +56,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=2, help='untimed rounds first')
     parser.add_argument('--threads', type=int, default=2, help='torch.set_num_threads')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--modes', nargs='+', choices=['train', 'inference'],
-                        default=['train', 'inference'])
+    parser.add_argument('--modes', nargs='+', choices=['train', 'inference', 'head'],
+                        default=['train', 'inference'],
+                        help="'head': the decode head alone, with each loss alone too")
     parser.add_argument('--profile', action='store_true',
                         help='also profile one training step of each model')
     parser.add_argument('--seed', type=int, default=0)
@@ -171,6 +175,54 @@ def summarise(mode: str, times: Dict[str, List[float]], batch: int) -> str:
     return '\n'.join(lines)
 
 
+def head_variants(cfg: Config, models: Dict[str, tuple], shape: Tuple[int, int],
+                  device: torch.device) -> Dict[str, torch.nn.Module]:
+    """The flat and hierarchical models, and the hierarchical one with each of its
+    losses alone (a head builds its projection only for a loss that takes it)."""
+    head = cfg.model.decode_head
+    if isinstance(head, list):
+        raise SystemExit('--modes head: one decode head only (not a cascade)')
+    variants = {name: models[name][0] for name in ('flat', 'hierarchical')}
+    losses = head.loss_decode if isinstance(head.loss_decode, list) else [head.loss_decode]
+    for loss in losses if len(losses) > 1 else []:
+        one = copy.deepcopy(cfg)
+        one.model.decode_head.loss_decode = [copy.deepcopy(loss)]
+        torch.manual_seed(0)
+        variants[f'only {loss["type"]}'] = build(one, shape, device)[0]
+    return variants
+
+
+def head_times(variants: Dict[str, torch.nn.Module], data: dict, repeats: int, warmup: int,
+               device: torch.device) -> Dict[str, List[float]]:
+    """Seconds per call of each decode head's forward + losses + backward, on the
+    backbone features of the batch (computed once; the gradient stops at them)."""
+    model = variants['hierarchical']
+    model.train()
+    batch = model.data_preprocessor(data, True)
+    with torch.no_grad():
+        feats = [f.detach().requires_grad_() for f in model.extract_feat(batch['inputs'])]
+
+    def step(m: torch.nn.Module) -> None:
+        losses = m.decode_head.loss(feats, batch['data_samples'], m.train_cfg)
+        sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+
+    for m in variants.values():
+        m.train()
+    steps = {name: (lambda m=m: step(m)) for name, m in variants.items()}
+    return interleaved_times(steps, repeats, warmup, device)
+
+
+def summarise_heads(times: Dict[str, List[float]]) -> str:
+    lines = ['head (decode head forward + losses + backward, backbone features fixed):']
+    flat = times['flat']
+    for name, t in times.items():
+        extra = '' if name == 'flat' else \
+            f'  {statistics.median([a - b for a, b in zip(t, flat)]) * 1e3:+8.1f} ms vs flat'
+        lines.append(f'  {name:36s} median {statistics.median(t) * 1e3:8.1f} ms{extra}')
+    lines.append('  (vs flat: the median of the per-round differences)')
+    return '\n'.join(lines)
+
+
 def profile_step(name: str, step: Callable[[], None], rows: int = 15) -> None:
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -197,6 +249,10 @@ def main() -> None:
           f'{shape[0]}x{shape[1]}, {args.repeats} rounds after {args.warmup} warm-up'
           + (f', options {args.cfg_options}' if args.cfg_options else ''))
     for mode in args.modes:
+        if mode == 'head':
+            variants = head_variants(cfg, models, shape, device)
+            print(summarise_heads(head_times(variants, data, args.repeats, args.warmup, device)))
+            continue
         steps = {}
         for name, (model, optim_wrapper) in models.items():
             if mode == 'train':
