@@ -103,7 +103,9 @@ class SampledEmbedding:
                  statistics: str = 'sampled') -> None:
         if statistics not in ('sampled', 'all'):
             raise ValueError(f"statistics must be 'sampled' or 'all', got {statistics!r}")
-        if statistics == 'all' and not full_statistics_supported(projection):
+        # (conv, bn, act, tail) of the projection, found once per embedding
+        self._parts = _moment_parts(projection) if statistics == 'all' else None
+        if statistics == 'all' and self._parts is None:
             raise ValueError('statistics=\'all\' needs a projection that starts with a 1x1 '
                              'convolution and a (non-sync) BatchNorm in training mode')
         self.feature = feature
@@ -124,7 +126,7 @@ class SampledEmbedding:
         picked = flat[index // hw, :, index % hw].float()  # (*index.shape, C)
         # The S picked vectors as one (1, C, S, 1) image, not S images of 1x1: the same
         # 1x1 convolutions and batch-norm statistics, but one GEMM, where oneDNN's
-        # backward over S tiny images took 4x as long (4,200 x 512 -> 512 on one core).
+        # backward over S tiny images took several times as long.
         column = picked.reshape(-1, picked.shape[-1]).t().reshape(1, picked.shape[-1], -1, 1)
         if self.statistics == 'all':
             out = self._project_with_full_statistics(column)
@@ -133,7 +135,7 @@ class SampledEmbedding:
         out = out[0, :, :, 0].t()  # (S, E)
         return F.normalize(out.reshape(*index.shape, -1).float(), dim=-1)
 
-    def _batch_moments(self, conv: nn.Conv2d, bn: nn.BatchNorm2d):
+    def _batch_moments(self, conv: nn.Conv2d, bn: _BatchNorm):
         """Mean and biased variance (C',) of conv(feature) over all N*h*w pixels, from
         the feature's mean and covariance; updates `bn`'s running statistics once, as
         its forward over every pixel would."""
@@ -160,7 +162,7 @@ class SampledEmbedding:
     def _project_with_full_statistics(self, column: Tensor) -> Tensor:
         """The projection of (1, C, S, 1) with its BN normalised by every pixel's
         statistics: conv -> (y - mean) / sqrt(var + eps) * gamma + beta -> act -> rest."""
-        conv, bn, act, tail = _moment_parts(self.projection)
+        conv, bn, act, tail = self._parts
         mean, var = self._batch_moments(conv, bn)
         y = conv(column)
         y = (y - mean[None, :, None, None]) * torch.rsqrt(var + bn.eps)[None, :, None, None]
