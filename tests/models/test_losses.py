@@ -9,6 +9,7 @@ from mmseg.registry import MODELS
 
 from hseg_mm.hierarchy import ClassHierarchy
 from hseg_mm.models.losses import (FocalTreeMinLoss, HierarchicalCrossEntropyLoss,
+                                   level_mean_weights,
                                    TreeTripletLoss, focal_tree_min_loss,
                                    hierarchical_cross_entropy, sample_triplets, scheduled_weight,
                                    tree_triplet_loss)
@@ -160,9 +161,37 @@ def test_focal_tree_min_module(person_tree):
     assert got.item() == pytest.approx(expected.item())
 
 
+def test_level_mean_weights_by_hand(person_tree, four_level_tree):
+    # person levels: {bg, body} | {bg, upper, lower} | {bg, 6 parts}; the release's
+    # weights: bg 1/2 + 1/3 + 1/7 = 41/42, body 1/2, upper/lower 1/3, parts 1/7
+    assert level_mean_weights(person_tree) == pytest.approx(
+        [41 / 42, 1 / 2, 1 / 3, 1 / 3] + [1 / 7] * 6)
+    # 4-level tree, levels {sky, ground, thing} | {sky, road, grass, vehicle, person} |
+    # {sky, road, grass, car, bike, person} | {sky, road, grass, sedan, truck, bike, person}
+    by_name = dict(zip(four_level_tree.node_names, level_mean_weights(four_level_tree)))
+    expected = dict(sky=1 / 3 + 1 / 5 + 1 / 6 + 1 / 7, ground=1 / 3, thing=1 / 3,
+                    road=1 / 5 + 1 / 6 + 1 / 7, grass=1 / 5 + 1 / 6 + 1 / 7,
+                    person=1 / 5 + 1 / 6 + 1 / 7, vehicle=1 / 5, car=1 / 6,
+                    bike=1 / 6 + 1 / 7, sedan=1 / 7, truck=1 / 7)
+    assert by_name == pytest.approx(expected)
+    # every level's weights add up to 1, so the loss is a sum of 4 per-level means
+    assert sum(by_name.values()) == pytest.approx(4.0)
+
+
+def test_focal_tree_min_level_mean_option(four_level_tree):
+    loss_fn = FocalTreeMinLoss(hierarchy=four_level_tree, class_weight='level_mean')
+    assert loss_fn.class_weight == pytest.approx(level_mean_weights(four_level_tree))
+    logits, label = random_inputs(four_level_tree, seed=5)
+    expected = focal_tree_min_loss(logits, label, four_level_tree,
+                                   class_weight=level_mean_weights(four_level_tree))
+    assert loss_fn(logits, label, ignore_index=IGNORE).item() == pytest.approx(expected.item())
+
+
 def test_focal_tree_min_bad_input(person_tree):
     with pytest.raises(ValueError, match='class_weight'):
         FocalTreeMinLoss(hierarchy=person_tree, class_weight=[1.0] * 7)
+    with pytest.raises(ValueError, match="'level_mean', got 'mean'"):
+        FocalTreeMinLoss(hierarchy=person_tree, class_weight='mean')
     with pytest.raises(ValueError, match='gamma'):
         FocalTreeMinLoss(hierarchy=person_tree, gamma=-1)
     with pytest.raises(ValueError, match='reduction'):

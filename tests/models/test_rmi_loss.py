@@ -212,7 +212,8 @@ def test_release_recipe_loss_list_is_the_releases():
                       for v in range(tree.num_nodes)]
     focal = losses['FocalTreeMinLoss']
     assert focal.loss_weight == 0.5 and focal.gamma == 2.0
-    assert focal.class_weight == pytest.approx(per_level_mean)
+    built = MODELS.build(dict(focal, hierarchy=tree))
+    assert built.class_weight == pytest.approx(per_level_mean)
     ce = losses['HierarchicalCrossEntropyLoss']
     assert ce.levels is None and ce.loss_weight == 1.0  # leaves and both parent levels
     triplet = losses['TreeTripletLoss']

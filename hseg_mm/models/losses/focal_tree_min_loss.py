@@ -1,6 +1,6 @@
 """Focal tree-min loss (HSSN, Li et al., CVPR 2022)."""
 from functools import lru_cache
-from typing import Mapping, Optional, Sequence, Tuple, Union
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -207,6 +207,25 @@ def focal_tree_min_loss(cls_score: Tensor,
     return reduce_pixel_loss(pixel_loss, valid, weight, reduction, avg_factor)
 
 
+def level_mean_weights(hierarchy: ClassHierarchy) -> List[float]:
+    """Per-node weights that turn the node sum into a sum over levels of per-level means.
+
+    The HSSN release averages its tree-min loss over the nodes of each level and sums
+    the levels. Node v gets sum over the levels k it stands at of 1 / (classes at level
+    k); a shallow leaf carried down stands at every level below its own. Person tree
+    (levels of 2, 3 and 7 classes): background 1/2 + 1/3 + 1/7 = 41/42, body 1/2,
+    upper/lower body 1/3, each part 1/7.
+
+    Returns:
+        V floats in `hierarchy.node_names` order.
+    """
+    weights = [0.0] * hierarchy.num_nodes
+    for members in hierarchy.levels:
+        for v in members:
+            weights[v] += 1.0 / len(members)
+    return weights
+
+
 @MODELS.register_module()
 class FocalTreeMinLoss(nn.Module):
     """Focal tree-min loss on sigmoid node scores (HSSN).
@@ -214,7 +233,9 @@ class FocalTreeMinLoss(nn.Module):
     Args:
         hierarchy: the class tree (nested mapping, preset name or ClassHierarchy).
         gamma: focusing parameter.
-        class_weight: optional per-node weights (V values, `node_names` order).
+        class_weight: optional per-node weights (V values, `node_names` order), or
+            'level_mean': the release's mean over each level's nodes, summed over the
+            levels, for any tree (`level_mean_weights`).
         reduction: 'mean', 'sum' or 'none'.
         loss_weight: multiplier of the loss.
         loss_name: name in the log; must start with 'loss_' to be optimised.
@@ -223,7 +244,7 @@ class FocalTreeMinLoss(nn.Module):
     def __init__(self,
                  hierarchy: Union[ClassHierarchy, Mapping, str],
                  gamma: float = 2.0,
-                 class_weight: Optional[Sequence[float]] = None,
+                 class_weight: Union[Sequence[float], str, None] = None,
                  reduction: str = 'mean',
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_focal_tree_min') -> None:
@@ -232,6 +253,11 @@ class FocalTreeMinLoss(nn.Module):
         if gamma < 0:
             raise ValueError(f'FocalTreeMinLoss: gamma must be >= 0, got {gamma}')
         self.gamma = float(gamma)
+        if isinstance(class_weight, str):
+            if class_weight != 'level_mean':
+                raise ValueError(f"FocalTreeMinLoss: class_weight must be V numbers or "
+                                 f"'level_mean', got {class_weight!r}")
+            class_weight = level_mean_weights(self.hierarchy)
         self.class_weight = as_weight_list(
             class_weight, self.hierarchy.num_nodes,
             f'FocalTreeMinLoss class_weight (one per node: {self.hierarchy.node_names})')
