@@ -167,7 +167,7 @@ def test_readme_snippet_runs(trained, tmp_path, monkeypatch):
     code = readme_block()
     # the README's paths -> this test's run; each must be there, so an edit that
     # renames one fails here instead of leaving it unchecked
-    for old, new in (("'work_dirs/demo_cpu/iter_1500.pth'", repr(checkpoint)),
+    for old, new in (("'work_dirs/demo_cpu/iter_3000.pth'", repr(checkpoint)),
                      ("'work_dirs/demo_cpu/demo_cpu.py'", repr(config)),
                      ("'photo.jpg'", repr(images[0])),
                      ("out_dir='out'", f'out_dir={str(tmp_path / "out")!r}')):
