@@ -41,8 +41,8 @@ def test_study_of_two_configs_and_a_rule(tmp_path, monkeypatch):
 
 
 def test_study_refuses_different_schedules(tmp_path):
-    other = tmp_path / 'longer.py'
+    other = tmp_path / 'longer.py'  # the demo trains 3,000 iterations
     other.write_text(f"_base_ = [{osp.join(ROOT, 'configs', 'demo_cpu.py')!r}]\n"
-                     "train_cfg = dict(max_iters=3000)\n")
+                     "train_cfg = dict(max_iters=4500)\n")
     with pytest.raises(SystemExit, match=r"differs from configs/demo_cpu.py in \['train_cfg'"):
         load_tool().main(['configs/demo_cpu.py', str(other), '--work-dir', str(tmp_path)])
