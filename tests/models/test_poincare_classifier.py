@@ -17,7 +17,8 @@ from mmseg.registry import MODELS, OPTIMIZERS
 from mmseg.structures import SegDataSample
 
 from hseg_mm.engine import RiemannianAdamW
-from hseg_mm.models.decode_heads import PoincareClassifier, poincare_mlr
+from hseg_mm.models.decode_heads import (PoincareClassifier, expmap0_to_ball, poincare_mlr,
+                                        project_to_ball)
 
 init_default_scope('mmseg')
 LN3 = math.log(3.0)
@@ -46,6 +47,29 @@ def test_expmap0_by_hand():
     ball = geoopt.PoincareBall(c=4.0)
     assert torch.allclose(ball.expmap0(torch.tensor([0., LN3 / 4])), torch.tensor([0., 0.25]),
                           atol=1e-6)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('c', [1.0, 0.3, 4.0])
+def test_expmap0_and_projection_equal_geoopt(c, dtype):
+    # Ours take c as a float (so the classifier exports to ONNX); geoopt's branch on the
+    # curvature tensor, which it stores rounded (c = 0.3 is held as 0.30000007): the same
+    # operations, so equal to 1e-6 relative (bit for bit at c = 1 and 4 in float32), from
+    # near 0 (|u| ~ 1e-9) to far outside (|u| = 1e3: tanh saturated, projected onto the
+    # bound (1 - eps) / sqrt(c)).
+    torch.manual_seed(0)
+    ball = geoopt.PoincareBall(c=c).to(dtype)
+    scales = torch.tensor([1e-9, 0.1, 1.0, 3.0, 1e3], dtype=dtype).view(5, 1, 1, 1)
+    u = torch.randn(5, 8, 3, 4, dtype=dtype) * scales
+    u[0, :, 0, 0] = 0  # the zero vector maps to the origin
+    assert torch.allclose(expmap0_to_ball(u, c, dim=1), ball.expmap0(u, dim=1), rtol=1e-6,
+                          atol=0)
+    x = u / 10
+    assert torch.allclose(project_to_ball(x, c, dim=1), ball.projx(x, dim=1), rtol=1e-6, atol=0)
+    # the bound: float32 (1 - 4e-3) / sqrt(c), float64 (1 - 1e-5) / sqrt(c)
+    eps = 4e-3 if dtype == torch.float32 else 1e-5
+    assert expmap0_to_ball(u, c, dim=1).norm(dim=1).max().item() == \
+        pytest.approx((1 - eps) / math.sqrt(c), rel=1e-6)
 
 
 def test_mlr_by_hand():

@@ -136,8 +136,12 @@ def test_fixed_size_export(data, exported, tmp_path):
     assert 'is 128x128' in log and 'exported for 96x160 only' in log
 
 
-def _untrained_checkpoint(path: str, cfg_options: dict) -> str:
-    """A checkpoint of the demo model as built (seed 0), naming its tree as training does."""
+def _untrained_checkpoint(path: str, cfg_options: dict, config: str = CONFIG) -> str:
+    """A checkpoint of a model as built (seed 0), naming its tree as training does.
+
+    A Poincare-ball classifier's hyperplane points start at the origin, where the Moebius
+    terms vanish; they are moved to random points in the ball, so the check covers them.
+    """
     import torch
     from mmengine.registry import init_default_scope
     from mmengine.runner import save_checkpoint
@@ -146,7 +150,11 @@ def _untrained_checkpoint(path: str, cfg_options: dict) -> str:
     from hseg_mm.engine import load_config
     init_default_scope('mmseg')
     torch.manual_seed(0)
-    model = MODELS.build(load_config(CONFIG, cfg_options, check_data=False).model)
+    model = MODELS.build(load_config(config, cfg_options, check_data=False).model)
+    classifier = getattr(model.decode_head, 'classifier', None)
+    if classifier is not None:
+        with torch.no_grad():
+            classifier.points.normal_(0, 0.1)  # norm ~0.1 sqrt(64) = 0.8: inside the ball
     save_checkpoint(dict(meta=dict(hierarchy=model.hierarchy.to_dict()),
                          state_dict=model.state_dict()), path)
     return path
@@ -189,6 +197,22 @@ def test_four_level_tree_with_shuffled_ids(data, tmp_path):
                expect_rc=1)
     assert 'was trained on another tree' in log
     assert not osp.exists(tmp_path / 'no.onnx')
+
+
+def test_poincare_classifier_exports(data, tmp_path):
+    # The hyperbolic demo (flat rule, Poincare-ball classifier): the classifier maps into
+    # the ball with c as a Python float, so nothing branches on a tensor's value.
+    config = osp.join(ROOT, 'configs', 'hyperbolic_demo_cpu.py')
+    checkpoint = _untrained_checkpoint(str(tmp_path / 'init.pth'), {}, config)
+    out = str(tmp_path / 'hyperbolic.onnx')
+    log = _run(['tools/export_onnx.py', config, checkpoint, out])
+    assert 'flat rule' in log
+    _run(['tools/check_onnx.py', config, checkpoint, out, '--images', data['resized'],
+          '--threads', '1', '--rounds', '1', '--json', str(tmp_path / 'h.json')])
+    with open(tmp_path / 'h.json') as f:
+        figures = json.load(f)
+    assert figures['differing_pixels'] == [0, 0, 0]
+    assert figures['max_abs_score_diff'] <= 1e-4 and figures['ok']
 
 
 class _Upsampler(nn.Module):

@@ -4,8 +4,9 @@ from .hierarchical_fcn_head import HierarchicalFCNHead
 from .hierarchical_head_mixin import HierarchicalHeadMixin
 from .hierarchical_ocr_head import HierarchicalOCRHead
 from .hierarchical_uper_head import HierarchicalUPerHead
-from .poincare_classifier import PoincareClassifier, poincare_mlr
+from .poincare_classifier import (PoincareClassifier, expmap0_to_ball, poincare_mlr,
+                                  project_to_ball)
 
 __all__ = ['HierarchicalHeadMixin', 'HierarchicalDepthwiseSeparableASPPHead',
            'HierarchicalFCNHead', 'HierarchicalOCRHead', 'HierarchicalUPerHead',
-           'PoincareClassifier', 'poincare_mlr']
+           'PoincareClassifier', 'poincare_mlr', 'expmap0_to_ball', 'project_to_ball']

@@ -22,12 +22,43 @@ import torch.nn as nn
 from mmseg.registry import MODELS
 from torch import Tensor
 
-__all__ = ['PoincareClassifier', 'poincare_mlr']
+__all__ = ['PoincareClassifier', 'poincare_mlr', 'expmap0_to_ball', 'project_to_ball']
 
 # Floor of the conformal factors (1 - c||.||^2): geoopt's projx keeps float32 points
 # at norm <= (1 - 4e-3) / sqrt(c), i.e. factors >= ~8e-3; this floor only guards
 # points that reach the model some other way (a checkpoint, a hand-made tensor).
 _MIN_CONFORMAL = 1e-5
+
+
+def _ball_max_norm(c: float, dtype: torch.dtype) -> float:
+    """geoopt's `project` bound: points stay at norm <= (1 - eps) / sqrt(c)."""
+    eps = 4e-3 if dtype == torch.float32 else 1e-5
+    return (1 - eps) / math.sqrt(c)
+
+
+def project_to_ball(x: Tensor, c: float, dim: int = 1) -> Tensor:
+    """geoopt's `PoincareBall.projx`: rescale points outside the bound onto it.
+
+    The same operations as geoopt 0.5.1 (stereographic/math.py, `_project`), so the same
+    values bit for bit, but with the curvature a Python float: geoopt branches on the
+    curvature tensor's value (`torch.all(k.isclose(0))`), which neither ONNX exporter
+    can trace. Shapes: x any, the point along `dim`.
+    """
+    max_norm = _ball_max_norm(c, x.dtype)
+    norm = x.norm(dim=dim, keepdim=True, p=2).clamp_min(1e-15)
+    return torch.where(norm > max_norm, x / norm * max_norm, x)
+
+
+def expmap0_to_ball(u: Tensor, c: float, dim: int = 1) -> Tensor:
+    """geoopt's `PoincareBall.expmap0` (then `projx`), c > 0, with c a Python float.
+
+    exp_0(u) = tanh(sqrt(c) |u|) u / (sqrt(c) |u|); geoopt clamps tanh's argument to
+    [-15, 15] and |u| to >= 1e-15, and so does this. Shapes: u any, the vector along `dim`.
+    """
+    sqrt_c = math.sqrt(c)
+    u_norm = u.norm(dim=dim, p=2, keepdim=True).clamp_min(1e-15)
+    x = (sqrt_c * u_norm).clamp(-15, 15).tanh() / sqrt_c * (u / u_norm)
+    return project_to_ball(x, c, dim)
 
 
 def poincare_mlr(x: Tensor, points: Tensor, normals: Tensor, c: float = 1.0) -> Tensor:
@@ -78,9 +109,9 @@ def poincare_mlr(x: Tensor, points: Tensor, normals: Tensor, c: float = 1.0) -> 
 class PoincareClassifier(nn.Module):
     """Per-pixel Poincare-ball MLR: (N, in_channels, h, w) -> (N, num_classes, h, w).
 
-    The feature is clipped (optional), mapped into the ball by `expmap0` (geoopt
-    projects it inside, norm <= (1 - 4e-3) / sqrt(c) in float32) and scored by
-    `poincare_mlr`. Always computed in float32, autocast or not.
+    The feature is clipped (optional), mapped into the ball by `expmap0_to_ball`
+    (geoopt's expmap0, projected inside, norm <= (1 - 4e-3) / sqrt(c) in float32) and
+    scored by `poincare_mlr`. Always computed in float32, autocast or not.
 
     Parameters: `points` (num_classes, in_channels), the p_k, a geoopt
     `ManifoldParameter` on the ball (start at the origin, as in Weber et al.'s code);
@@ -132,10 +163,12 @@ class PoincareClassifier(nn.Module):
             if self.clip_r is not None:
                 norm = x.norm(dim=1, keepdim=True).clamp_min(1e-15)
                 x = x * (self.clip_r / norm).clamp(max=1.0)
-            x = self.ball.expmap0(x, dim=1)  # projected inside the ball
-            # The optimiser's retraction keeps `points` inside; projx again guards
+            # geoopt's expmap0 and projx, written with c as a float so the model
+            # exports to ONNX (tests compare them with geoopt's, bit for bit).
+            x = expmap0_to_ball(x, self.c, dim=1)  # projected inside the ball
+            # The optimiser's retraction keeps `points` inside; projecting again guards
             # points that came from elsewhere (a checkpoint, a plain SGD step).
-            points = self.ball.projx(self.points.float())
+            points = project_to_ball(self.points.float(), self.c, dim=1)
             tangents = self.tangents.float()
             normals = (1 - self.c * points.pow(2).sum(dim=1, keepdim=True)) * tangents
             return poincare_mlr(x, points, normals, self.c)
