@@ -260,6 +260,55 @@ def test_hier_ce_by_hand():
     assert per_pixel.flatten().tolist() == pytest.approx([1.961658, 4.158883, 0.0], abs=1e-5)
 
 
+def test_hier_ce_level_nodes_by_hand():
+    # The HSSN release's level CE: a softmax over each level's own node logits.
+    # Tree p(a=0, b=1), c=2: level 0 nodes {p, c}, level 1 {a, b, c}.
+    # Logits p ln 3, a ln 2, others 0. Pixel b: level 0 p: softmax(ln 3, 0) -> 3/4,
+    # -ln 0.75 = 0.287682; level 1 b: softmax(ln 2, 0, 0) -> 1/4, ln 4 = 1.386294.
+    # Pixel c: level 0 1/4 -> 1.386294, level 1 ln 4 -> 1.386294. Mean: (1.673976 +
+    # 2.772589) / 2 = 2.223282 (p's own logit stands where the leaf sum stood above).
+    h = ClassHierarchy(dict(p=dict(a=0, b=1), c=2))
+    z = torch.zeros(1, h.num_nodes, 1, 3)
+    z[0, h.node_index('p')] = math.log(3)
+    z[0, h.node_index('a')] = math.log(2)
+    label = torch.tensor([[[1, 2, IGNORE]]])
+    assert hierarchical_cross_entropy(z, label, h, softmax='level_nodes').item() == \
+        pytest.approx(2.223282, abs=1e-5)
+    # With p's logit 0, level 0 is softmax(0, 0) at both pixels: ln 2 = 0.693147, plus
+    # ln 4 at level 1: 2.079442 each (the leaf-sum form still has p = 3/4 from a and b).
+    z[0, h.node_index('p')] = 0
+    per_pixel = hierarchical_cross_entropy(z, label, h, softmax='level_nodes', reduction='none')
+    assert per_pixel.flatten().tolist() == pytest.approx([2.079442, 2.079442, 0.0], abs=1e-5)
+
+
+def test_hier_ce_level_nodes_against_a_loop(four_level_tree):
+    # 4 levels, shuffled ids, leaves at depths 1, 3 and 4: F.cross_entropy per level
+    # on that level's node channels, one level at a time, with weights.
+    h = four_level_tree
+    logits, label = random_inputs(h, seed=12, ignore_frac=0.3)
+    valid = label != IGNORE
+    safe = torch.where(valid, label, torch.zeros_like(label))
+    expected = 0
+    for k, lw in zip(range(h.num_levels), [1.0, 0.5, 2.0, 1.0]):
+        target = torch.as_tensor(h.leaf_to_level[k])[safe]
+        nll = F.cross_entropy(logits[:, h.levels[k]], target, reduction='none')
+        expected = expected + lw * nll[valid].mean()
+    loss = hierarchical_cross_entropy(logits, label, h, level_weights=[1.0, 0.5, 2.0, 1.0],
+                                      softmax='level_nodes')
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    loss.backward()
+    # every node is some level's class, so every channel is trained (the leaf form trains
+    # the leaf channels only), and ignored pixels get nothing
+    assert (logits.grad.abs().sum(dim=(0, 2, 3)) > 0).all()
+    assert (logits.grad.permute(1, 0, 2, 3)[:, label == IGNORE] == 0).all()
+    # at the deepest level alone both forms are the leaf softmax's CE
+    assert hierarchical_cross_entropy(logits, label, h, levels=[-1], softmax='level_nodes') \
+        .item() == pytest.approx(hierarchical_cross_entropy(logits, label, h, levels=[-1]).item(),
+                                 rel=1e-6)
+    with pytest.raises(ValueError, match="softmax must be one of"):
+        HierarchicalCrossEntropyLoss(h, softmax='nodes')
+
+
 def test_hier_ce_flat_equals_torch_ce(person_tree):
     logits, label = random_inputs(person_tree, seed=4)
     loss = MODELS.build(dict(type='HierarchicalCrossEntropyLoss', hierarchy='pascal_person_part',

@@ -11,8 +11,10 @@ hssn_release_loss = [
     # its level), per level it stands at (person tree: background 1/2 + 1/3 + 1/7 = 41/42,
     # as the release's one background channel per level).
     dict(type='FocalTreeMinLoss', gamma=2.0, loss_weight=0.5, class_weight='level_mean'),
-    # Cross-entropy at every level (leaf softmax summed to the level), weight 1 each.
-    dict(type='HierarchicalCrossEntropyLoss', levels=None, loss_weight=1.0),
+    # Cross-entropy at every level, weight 1 each, each level a softmax over its own node
+    # logits (the release's ce_loss, ce_loss2, ce_loss3 on its channel groups).
+    dict(type='HierarchicalCrossEntropyLoss', levels=None, softmax='level_nodes',
+         loss_weight=1.0),
     # Tree-triplet: margin 0.6, <= 200 samples per class, weight 0 -> 0.5 by a cosine over
     # the whole run.
     dict(type='TreeTripletLoss', margin=0.6, max_samples_per_class=200,

@@ -1,8 +1,18 @@
-"""Cross-entropy at every level of the tree from one leaf softmax (seed 001)."""
+"""Cross-entropy at every level of the tree (seed 001; the HSSN release's form as an option).
+
+Two ways to get a level's class probabilities from the node logits:
+
+- ``'leaves'`` (default): one softmax over the leaf nodes, summed up the tree, so every
+  level is a function of the leaf scores (what the 'flat' inference rule predicts from).
+- ``'level_nodes'`` (the HSSN release's `ce_loss2`, `ce_loss3`): a softmax over each
+  level's own node logits (person tree, level 1: background, body), so parent nodes are
+  trained directly. At the deepest level both are the same leaf softmax.
+"""
 from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 from torch.autograd.function import once_differentiable
@@ -81,6 +91,32 @@ class _HierarchicalCrossEntropy(torch.autograd.Function):
         return grad * grad_pixel.unsqueeze(1), None, None, None, None, None
 
 
+SOFTMAX = ('leaves', 'level_nodes')
+
+
+def check_softmax(softmax: str) -> str:
+    if softmax not in SOFTMAX:
+        raise ValueError(f'HierarchicalCrossEntropyLoss: softmax must be one of {SOFTMAX}, '
+                         f'got {softmax!r}')
+    return softmax
+
+
+def _level_node_cross_entropy(cls_score: Tensor, leaf: Tensor, hierarchy: ClassHierarchy,
+                              levels: Sequence[int], level_weights: Sequence[float],
+                              class_weight: Sequence[Optional[List[float]]]) -> Tensor:
+    """Per-pixel (N, H, W) weighted sum over `levels` of the CE of a softmax over each
+    level's node logits (N, C_k, H, W) against the pixel's level-k class."""
+    total = cls_score.new_zeros(leaf.shape)
+    for k, level_weight, cw in zip(levels, level_weights, class_weight):
+        nodes = torch.as_tensor(hierarchy.levels[k], device=cls_score.device)
+        lut = torch.as_tensor(hierarchy.leaf_to_level[k], device=cls_score.device)
+        target = lut[leaf]  # (N, H, W) class index at level k
+        nll = F.cross_entropy(cls_score.index_select(1, nodes), target, reduction='none')
+        w = level_weight if cw is None else cls_score.new_tensor(cw)[target] * level_weight
+        total = total + nll * w
+    return total
+
+
 def hierarchical_cross_entropy(cls_score: Tensor,
                                label: Tensor,
                                hierarchy: Union[ClassHierarchy, Mapping, str],
@@ -90,15 +126,18 @@ def hierarchical_cross_entropy(cls_score: Tensor,
                                class_weight: Optional[Sequence[Optional[Sequence[float]]]] = None,
                                reduction: str = 'mean',
                                avg_factor: Optional[float] = None,
-                               ignore_index: int = 255) -> Tensor:
-    """Sum over levels of the cross-entropy of leaf probabilities summed to that level.
+                               ignore_index: int = 255,
+                               softmax: str = 'leaves') -> Tensor:
+    """Sum over levels of the cross-entropy of each level's class probabilities.
 
-    The leaf-node channels get one softmax; the log-probability of a level-k class
-    is the logsumexp of its member leaves' log-probabilities (stable, no clamp).
-    With `levels=[-1]` this is the plain flat cross-entropy over the leaves.
+    softmax='leaves': the leaf-node channels get one softmax; the log-probability of
+    a level-k class is the logsumexp of its member leaves' log-probabilities (stable,
+    no clamp). With `levels=[-1]` this is the plain flat cross-entropy over the leaves.
+    softmax='level_nodes': level k's classes are its nodes (`hierarchy.levels[k]`), and
+    the level gets a softmax over their logits (the HSSN release).
 
     Args:
-        cls_score: (N, V, H, W) node logits; only the leaf-node channels are used.
+        cls_score: (N, V, H, W) node logits; 'leaves' uses only the leaf-node channels.
         label: (N, H, W) leaf ids or `ignore_index`; never modified.
         hierarchy: the class tree.
         weight: optional (N, H, W) pixel weights.
@@ -110,10 +149,12 @@ def hierarchical_cross_entropy(cls_score: Tensor,
         reduction: 'mean' (over valid pixels), 'sum' or 'none' ((N, H, W)).
         avg_factor: divisor for 'mean' instead of the number of valid pixels.
         ignore_index: label value that contributes nothing.
+        softmax: 'leaves' or 'level_nodes' (above).
 
     Returns:
         Scalar loss, or (N, H, W) for reduction 'none'.
     """
+    check_softmax(softmax)
     hierarchy = build_hierarchy(hierarchy)
     valid = check_inputs(cls_score, label, hierarchy, ignore_index,
                          'HierarchicalCrossEntropyLoss')
@@ -133,6 +174,10 @@ def hierarchical_cross_entropy(cls_score: Tensor,
             cw = as_weight_list(cw, hierarchy.level_sizes[k], f'class_weight of level {k} '
                                 f'({hierarchy.level_names(k)})')
         weights.append(cw)
+    if softmax == 'level_nodes':
+        total = _level_node_cross_entropy(cls_score, leaf, hierarchy, levels, level_weights,
+                                          weights)
+        return reduce_pixel_loss(total, valid, weight, reduction, avg_factor)
     total = _HierarchicalCrossEntropy.apply(cls_score.index_select(1, leaf_index), leaf,
                                             hierarchy, tuple(levels), tuple(level_weights),
                                             tuple(weights))
@@ -141,7 +186,8 @@ def hierarchical_cross_entropy(cls_score: Tensor,
 
 @MODELS.register_module()
 class HierarchicalCrossEntropyLoss(nn.Module):
-    """Per-level cross-entropy of the leaf softmax summed up the tree.
+    """Per-level cross-entropy of the leaf softmax summed up the tree (or, with
+    `softmax='level_nodes'`, of a softmax over each level's own node logits).
 
     `levels=[-1]` gives the flat leaf cross-entropy baseline (Weber et al. 2024)
     as a one-line config change.
@@ -156,6 +202,8 @@ class HierarchicalCrossEntropyLoss(nn.Module):
         reduction: 'mean', 'sum' or 'none'.
         loss_weight: multiplier of the loss.
         loss_name: name in the log; must start with 'loss_' to be optimised.
+        softmax: 'leaves' (leaf softmax summed up the tree) or 'level_nodes' (a softmax
+            over each level's node logits, the HSSN release's level CE).
     """
 
     def __init__(self,
@@ -165,8 +213,10 @@ class HierarchicalCrossEntropyLoss(nn.Module):
                  class_weight: Optional[Sequence[Optional[Sequence[float]]]] = None,
                  reduction: str = 'mean',
                  loss_weight: float = 1.0,
-                 loss_name: str = 'loss_hier_ce') -> None:
+                 loss_name: str = 'loss_hier_ce',
+                 softmax: str = 'leaves') -> None:
         super().__init__()
+        self.softmax = check_softmax(softmax)
         self.hierarchy = build_hierarchy(hierarchy)
         self.levels = resolve_levels(levels, self.hierarchy,
                                      'HierarchicalCrossEntropyLoss levels')
@@ -207,7 +257,7 @@ class HierarchicalCrossEntropyLoss(nn.Module):
             cls_score, label, self.hierarchy, weight=weight, levels=self.levels,
             level_weights=self.level_weights, class_weight=self.class_weight,
             reduction=reduction_override or self.reduction, avg_factor=avg_factor,
-            ignore_index=ignore_index)
+            ignore_index=ignore_index, softmax=self.softmax)
 
     @property
     def loss_name(self) -> str:
