@@ -1,7 +1,7 @@
-# The flat baseline of the CPU demo plus the HSSN release's RMI term: leaf softmax + leaf
+# The flat baseline of the CPU demo plus the release's RMI term: leaf softmax + leaf
 # cross-entropy + 0.25 x RMI on the sigmoid of the leaf scores, parents summed from children.
-# The demo's HSSN objective is RMI + tree-min + level CE + triplet; this entry separates
-# what RMI (a region loss that knows no tree) brings from what the tree terms bring.
+# It is the demo's objective without its two tree terms (focal tree-min, tree-triplet), so
+# it separates what RMI (a region loss that knows no tree) brings from what the tree brings.
 _base_ = ['./flat_demo_cpu.py']
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
 model = dict(decode_head=dict(loss_decode=[

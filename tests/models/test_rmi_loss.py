@@ -215,7 +215,8 @@ def test_release_recipe_loss_list_is_the_releases():
     built = MODELS.build(dict(focal, hierarchy=tree))
     assert built.class_weight == pytest.approx(per_level_mean)
     ce = losses['HierarchicalCrossEntropyLoss']
-    assert ce.levels is None and ce.loss_weight == 1.0  # leaves and both parent levels
+    # leaves and both parent levels, each a softmax over its own node logits
+    assert ce.levels is None and ce.loss_weight == 1.0 and ce.softmax == 'level_nodes'
     triplet = losses['TreeTripletLoss']
     assert (triplet.margin, triplet.max_samples_per_class, triplet.loss_weight) == (0.6, 200, 1.0)
     assert triplet.weight_schedule == dict(type='cosine', start=0.0, end=0.5)

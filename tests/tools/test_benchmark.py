@@ -61,8 +61,8 @@ def test_benchmark_runs_and_names_the_machine(tmp_path):
         assert re.search(r'hierarchical +\d+\.\d+ images/s', block)
         assert re.search(r'flat +\d+\.\d+ images/s', block)
         assert re.search(r'ratio hierarchical/flat: \d+\.\d+x', block)
-    # the head alone: flat, hierarchical, then each of the demo's four losses alone (the
-    # release objective's order, configs/_base_/losses/hssn_release.py)
+    # the head alone: flat, hierarchical, then each of the demo's four losses alone (in
+    # configs/demo_cpu.py's order)
     head = out.split('head (decode head')[1]
     names = re.findall(r'^  (\S.*?) +median +\d+\.\d+ ms', head, re.M)
     assert names == ['flat', 'hierarchical', 'only RMILoss', 'only FocalTreeMinLoss',
