@@ -17,11 +17,10 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.model.utils import revert_sync_batchnorm
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 
 from hseg_mm.engine import apply_hierarchy
+from hseg_mm.testing import seg_data_samples
 from hseg_mm.engine.launch import skip_pretrained
 from hseg_mm.models.segmentors import pretrained as pretrained_module
 from hseg_mm.models.segmentors.pretrained import timm_import_error, weight_url
@@ -57,17 +56,6 @@ def no_download(monkeypatch):
     monkeypatch.setattr(pretrained_module, 'download_url_to_file', refuse)
 
 
-def _samples(labels: torch.Tensor) -> list:
-    samples = []
-    for label in labels:
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(data=label[None])
-        shape = tuple(label.shape)
-        sample.set_metainfo(dict(img_shape=shape, ori_shape=shape, pad_shape=shape))
-        samples.append(sample)
-    return samples
-
-
 def test_every_config_is_found():
     # 3 HSSN + 3 flat recipes and their 6 short entry points (the lead's demo config may add more).
     assert len(CONFIGS) >= 12, CONFIGS
@@ -101,7 +89,7 @@ def test_config_builds_trains_and_predicts(path):
     labels = torch.randint(0, tree.num_leaves, (2, 64, 64))
     labels[:, :5] = 255  # padding rows
     model.train()
-    losses = model.loss(images, _samples(labels))
+    losses = model.loss(images, seg_data_samples(labels))
     total = sum(v for k, v in losses.items() if k.startswith('loss') or '.loss' in k)
     assert torch.isfinite(total)
     total.backward()
@@ -113,7 +101,7 @@ def test_config_builds_trains_and_predicts(path):
 
     model.eval()
     with torch.no_grad():
-        results = model.predict(images, _samples(labels))
+        results = model.predict(images, seg_data_samples(labels))
     for r in results:
         assert r.seg_logits.data.shape == (tree.num_leaves, 64, 64)
         assert torch.isfinite(r.seg_logits.data).all()

@@ -11,10 +11,10 @@ from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 
 from hseg_mm.models import leaf_scores
 from hseg_mm.models.losses.sampled_embedding import SampledEmbedding
+from hseg_mm.testing import seg_data_samples
 
 init_default_scope('mmseg')
 
@@ -56,15 +56,7 @@ def head_args(head, x):
 
 
 def samples(labels: torch.Tensor) -> list:
-    out = []
-    for i, label in enumerate(labels):
-        s = SegDataSample()
-        s.gt_sem_seg = PixelData(data=label[None])
-        shape = tuple(label.shape)
-        s.set_metainfo(dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
-                            img_path=f'image_{i}.jpg'))
-        out.append(s)
-    return out
+    return seg_data_samples(labels, with_paths=True)
 
 
 def random_labels(tree, n=2, size=32):

@@ -12,11 +12,10 @@ import torch
 import torch.nn.functional as F
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS, OPTIMIZERS
-from mmseg.structures import SegDataSample
 
 from hseg_mm.engine import RiemannianAdamW
+from hseg_mm.testing import seg_data_samples
 from hseg_mm.models.decode_heads import (PoincareClassifier, expmap0_to_ball, poincare_mlr,
                                         project_to_ball)
 
@@ -245,17 +244,6 @@ def test_optim_wrapper_from_config_keeps_points_undecayed():
 
 
 # ------------------------------------------------------------ in a head
-def _samples(labels):
-    out = []
-    for label in labels:
-        s = SegDataSample()
-        s.gt_sem_seg = PixelData(data=label[None])
-        shape = tuple(label.shape)
-        s.set_metainfo(dict(img_shape=shape, ori_shape=shape, pad_shape=shape))
-        out.append(s)
-    return out
-
-
 def _head(tree, **kwargs):
     return MODELS.build(dict(
         type='HierarchicalFCNHead', in_channels=16, channels=16, num_convs=1,
@@ -312,7 +300,7 @@ def test_head_with_classifier_trains_and_predicts_a_distribution(person_tree):
     head.train()
     losses = []
     for _ in range(10):
-        loss = head.loss([feat], _samples(labels), train_cfg=dict())
+        loss = head.loss([feat], seg_data_samples(labels), train_cfg=dict())
         opt.update_params(loss['loss_hier_ce'])
         losses.append(loss['loss_hier_ce'].item())
     assert all(math.isfinite(v) for v in losses)
@@ -321,7 +309,7 @@ def test_head_with_classifier_trains_and_predicts_a_distribution(person_tree):
     assert head.classifier.points.detach().abs().sum() > 0  # the points moved
     head.eval()
     with torch.no_grad():
-        scores = head.predict([feat], [s.metainfo for s in _samples(labels)], dict())
+        scores = head.predict([feat], [s.metainfo for s in seg_data_samples(labels)], dict())
     assert scores.shape == (2, person_tree.num_leaves, 16, 16)
     assert (scores >= 0).all()
     assert torch.allclose(scores.sum(1), torch.ones(2, 16, 16), atol=1e-5)

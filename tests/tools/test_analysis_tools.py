@@ -1,4 +1,4 @@
-"""tools/analysis/: get_flops.py, confusion_matrix.py and plot_curves.py.
+"""tools/analysis/: get_flops.py, confusion_matrix.py, plot_curves.py and amp_error.py.
 
 get_flops runs on the demo config; confusion_matrix on a hand-made 2-image test set with
 hand-made predictions (matrices worked out below), then on a real `tools/test.py --out`
@@ -256,3 +256,36 @@ def test_plot_curves_missing_key_is_one_line(work_dir):
         f"error: {scalars}: no scalar 'mIoU_L3'; it logs: decode.loss_a, decode.loss_b, "
         'iter, loss, lr, mIoU, mIoU_L1, mIoU_L1_nobg, mIoU_L2, mIoU_L2_nobg']
     assert not (work_dir / 'curves.png').exists()
+
+
+# ------------------------------------------------------------------ amp_error.py
+def test_amp_error_prints_every_loss_and_float32_repeats_exactly():
+    out = _run([sys.executable, 'tools/analysis/amp_error.py', DEMO, '--seeds', '1',
+                '--steps', '2', '--shape', '32', '32'])
+    assert 'bf16 vs float32 over 1 seeds x 2 steps, 32x32, 1 threads' in out
+    rows = dict(re.findall(r'^  (\S*loss\S*) +(\d\.\d+e[+-]\d+) +\S+$', out, re.M))
+    # the demo's four losses and their total
+    assert set(rows) == {'loss', 'decode.loss_rmi', 'decode.loss_focal_tree_min',
+                         'decode.loss_hier_ce', 'decode.loss_tree_triplet'}
+    assert 0 < float(rows['loss']) < 5e-3  # bf16 moves it, within test_amp's bound
+    # the same float32 run twice gives the same losses to the bit: the tool compares like
+    # with like, so what it prints for bf16 is bf16's
+    tool = _load('amp_error')
+    from hseg_mm.testing import seg_batch
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = load_config(DEMO, check_data=False)
+    cfg.model.data_preprocessor.size = (32, 32)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    batch = seg_batch(torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8),
+                            torch.randint(0, 7, (2, 32, 32)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # threaded CPU scatter-adds (triplet backward) may reorder sums
+    try:
+        assert tool.train_losses(model, batch, 'OptimWrapper', 2) == \
+            tool.train_losses(model, batch, 'OptimWrapper', 2)
+    finally:
+        torch.set_num_threads(threads)
