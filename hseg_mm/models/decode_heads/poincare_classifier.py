@@ -39,8 +39,9 @@ def _ball_max_norm(c: float, dtype: torch.dtype) -> float:
 def project_to_ball(x: Tensor, c: float, dim: int = 1) -> Tensor:
     """geoopt's `PoincareBall.projx`: rescale points outside the bound onto it.
 
-    The same operations as geoopt 0.5.1 (stereographic/math.py, `_project`), so the same
-    values bit for bit, but with the curvature a Python float: geoopt branches on the
+    The same operations as geoopt 0.5.1 (stereographic/math.py, `_project`), equal to
+    its values to 1e-6 relative (geoopt stores c rounded: 0.3 as 0.30000007), but with
+    the curvature a Python float: geoopt branches on the
     curvature tensor's value (`torch.all(k.isclose(0))`), which neither ONNX exporter
     can trace. Shapes: x any, the point along `dim`.
     """
@@ -164,7 +165,7 @@ class PoincareClassifier(nn.Module):
                 norm = x.norm(dim=1, keepdim=True).clamp_min(1e-15)
                 x = x * (self.clip_r / norm).clamp(max=1.0)
             # geoopt's expmap0 and projx, written with c as a float so the model
-            # exports to ONNX (tests compare them with geoopt's, bit for bit).
+            # exports to ONNX (tests compare them with geoopt's, to 1e-6 relative).
             x = expmap0_to_ball(x, self.c, dim=1)  # projected inside the ball
             # The optimiser's retraction keeps `points` inside; projecting again guards
             # points that came from elsewhere (a checkpoint, a plain SGD step).

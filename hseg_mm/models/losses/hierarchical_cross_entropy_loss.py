@@ -166,7 +166,6 @@ def hierarchical_cross_entropy(cls_score: Tensor,
     if len(class_weight) != len(levels):
         raise ValueError(f'class_weight needs one entry (None or a list) per level in '
                          f'{levels}, got {len(class_weight)}')
-    leaf_index = torch.as_tensor(hierarchy.leaf_nodes, device=cls_score.device)
     leaf = safe_labels(label, valid)
     weights = []
     for k, cw in zip(levels, class_weight):
@@ -177,10 +176,11 @@ def hierarchical_cross_entropy(cls_score: Tensor,
     if softmax == 'level_nodes':
         total = _level_node_cross_entropy(cls_score, leaf, hierarchy, levels, level_weights,
                                           weights)
-        return reduce_pixel_loss(total, valid, weight, reduction, avg_factor)
-    total = _HierarchicalCrossEntropy.apply(cls_score.index_select(1, leaf_index), leaf,
-                                            hierarchy, tuple(levels), tuple(level_weights),
-                                            tuple(weights))
+    else:
+        leaf_index = torch.as_tensor(hierarchy.leaf_nodes, device=cls_score.device)
+        total = _HierarchicalCrossEntropy.apply(cls_score.index_select(1, leaf_index), leaf,
+                                                hierarchy, tuple(levels), tuple(level_weights),
+                                                tuple(weights))
     return reduce_pixel_loss(total, valid, weight, reduction, avg_factor)
 
 
