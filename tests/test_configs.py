@@ -116,7 +116,7 @@ def _statements(path: str) -> list:
 
 
 @pytest.mark.parametrize('path', [p for p in CONFIGS if osp.basename(p).startswith('flat_')
-                                  and osp.dirname(p).endswith('flat')])
+                                  and osp.dirname(p).endswith(('flat', 'ppp_cpu'))])
 def test_flat_recipe_is_one_statement_over_hssn(path):
     statements = _statements(path)
     assert len(statements) == 1 and statements[0].targets[0].id == 'model'

@@ -13,6 +13,11 @@ from .labels import STANDARD_CLASSES
 SPLIT_FILE_CANDIDATES = ('{split}_id.txt', 'list/{split}_id.txt', '{split}.txt',
                          'list/{split}.txt', 'pascal_person_part_trainval_list/{split}.txt',
                          'pascal_person_part_trainval_list/{split}_id.txt')
+# The standard split (1,716 train / 1,817 val VOC2010 ids, as DeepLab, Graphonomy and HSSN
+# use it; copied from hlzhu09/Hierarchical-Human-Parsing dataset/Pascal/), shipped so that
+# a repack with another split beside it (the seeds') can still be measured on this one.
+OFFICIAL_SPLITS = osp.join(osp.dirname(osp.abspath(__file__)), 'splits', 'pascal_person_part')
+SPLIT_LISTS = ('data_root', 'official')
 
 
 @DATASETS.register_module()
@@ -38,6 +43,10 @@ class PascalPersonPartDataset(HierarchicalSegDataset):
         hierarchy: the class tree (nested mapping, preset name or ClassHierarchy).
         split: 'train' / 'val' / ...: the split list is looked up in
             `SPLIT_FILE_CANDIDATES` under `data_root`. Ignored if `ann_file` is given.
+        split_lists: where `split`'s list comes from: 'data_root' (the lists beside
+            the data, as above) or 'official' (the standard 1,716 / 1,817 lists shipped
+            in hseg_mm, `OFFICIAL_SPLITS/{train,val}_id.txt`, whatever the data folder
+            holds).
         ann_file: explicit split list (relative to `data_root`).
         data_prefix: image and label folders, relative to `data_root`.
         **kwargs: `HierarchicalSegDataset` arguments; e.g. `layout_classes`
@@ -51,8 +60,11 @@ class PascalPersonPartDataset(HierarchicalSegDataset):
                  split: str = '',
                  ann_file: str = '',
                  data_prefix: dict = dict(img_path='JPEGImages', seg_map_path='SegmentationPart'),
+                 split_lists: str = 'data_root',
                  **kwargs) -> None:
+        self._check_split_lists(split_lists, split, type(self).__name__)
         self.split = split
+        self.split_lists = split_lists
         super().__init__(hierarchy=hierarchy, ann_file=ann_file, data_prefix=data_prefix,
                          **kwargs)
 
@@ -62,14 +74,27 @@ class PascalPersonPartDataset(HierarchicalSegDataset):
         if not self.split:
             raise ValueError(f'{type(self).__name__}: give `split` (e.g. "train") or '
                              '`ann_file` (a list of ids); refusing to train on every image')
-        tried = self._split_candidates(self.data_root, self.split)
+        tried = self._split_candidates(self.data_root, self.split, self.split_lists)
         for path in tried:
             if fileio.exists(path, backend_args=self.backend_args):
                 return path
         raise FileNotFoundError(f'no split list for split {self.split!r}; tried {tried}')
 
     @staticmethod
-    def _split_candidates(data_root: Optional[str], split: str) -> List[str]:
+    def _check_split_lists(split_lists: str, split: str, where: str) -> None:
+        if split_lists not in SPLIT_LISTS:
+            raise ValueError(f'{where}: split_lists must be one of {SPLIT_LISTS}, got '
+                             f'{split_lists!r}')
+        if split_lists == 'official' and split and not osp.isfile(
+                osp.join(OFFICIAL_SPLITS, f'{split}_id.txt')):
+            raise ValueError(f"{where}: the official split has 'train' and 'val', not "
+                             f'{split!r}')
+
+    @staticmethod
+    def _split_candidates(data_root: Optional[str], split: str,
+                          split_lists: str = 'data_root') -> List[str]:
+        if split_lists == 'official':
+            return [osp.join(OFFICIAL_SPLITS, f'{split}_id.txt')]
         return [osp.join(data_root or '', c.format(split=split)) for c in SPLIT_FILE_CANDIDATES]
 
     def _parse_split_line(self, entry: str, img_dir: str, ann_dir: str,
@@ -105,7 +130,9 @@ class PascalPersonPartDataset(HierarchicalSegDataset):
         split = cfg.get('split', '')
         if not split:
             raise ValueError(f'{key}.split: give `split` (e.g. "train") or `ann_file`')
-        tried = cls._split_candidates(cfg.get('data_root'), split)
+        split_lists = cfg.get('split_lists', 'data_root')
+        cls._check_split_lists(split_lists, split, f'{key}.split_lists')
+        tried = cls._split_candidates(cfg.get('data_root'), split, split_lists)
         if not any('://' in p or osp.isfile(p) for p in tried):
             raise FileNotFoundError(f'{key}.split: no split list for split {split!r}; '
                                     f'tried {tried}')

@@ -33,6 +33,11 @@ HEADS = {
     'HierarchicalUPerHead': dict(in_channels=[8, 8, 8, 16], in_index=[0, 1, 2, 3],
                                  channels=16, pool_scales=(1, 2)),
     'HierarchicalOCRHead': dict(in_channels=16, in_index=3, channels=16, ocr_channels=8),
+    'HierarchicalFPNHead': dict(in_channels=[8, 8, 8, 16], in_index=[0, 1, 2, 3],
+                                feature_strides=[4, 8, 16, 32], channels=16),
+    # three blocks for the three skips: up to the 16x16 map's size
+    'HierarchicalUNetHead': dict(in_channels=[8, 8, 8, 16], in_index=[0, 1, 2, 3],
+                                 decoder_channels=[16, 8, 8]),
 }
 
 

