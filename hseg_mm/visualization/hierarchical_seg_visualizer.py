@@ -63,9 +63,11 @@ def _color_levels(levels: np.ndarray, palettes: Sequence[np.ndarray], ignore_ind
 def render_level_panel(image: np.ndarray,
                        hierarchy: ClassHierarchy,
                        gt_levels: Union[Tensor, np.ndarray, None] = None,
-                       pred_levels: Union[Tensor, np.ndarray, None] = None,
+                       pred_levels: Union[Tensor, np.ndarray, None,
+                                          Mapping[str, Union[Tensor, np.ndarray]]] = None,
                        alpha: float = 1.0,
-                       palettes: Optional[Sequence[np.ndarray]] = None) -> np.ndarray:
+                       palettes: Optional[Sequence[np.ndarray]] = None,
+                       legend: bool = True) -> np.ndarray:
     """One image showing the input and every level's masks, with a legend.
 
     Layout: a row for the ground truth and a row for the prediction (whichever are
@@ -77,9 +79,11 @@ def render_level_panel(image: np.ndarray,
     Args:
         image: (H, W, 3) RGB.
         hierarchy: the class tree.
-        gt_levels / pred_levels: (D, H, W) class indices of every level.
+        gt_levels / pred_levels: (D, H, W) class indices of every level; pred_levels
+            may also be {row title: (D, H, W)}, one row per model (e.g. HSSN beside flat).
         alpha: weight of the colour mask over the image in the level tiles (1: mask only).
         palettes: per level (C_k, 3) uint8 colours; default `level_palettes(hierarchy)`.
+        legend: draw the legend (off to stack several panels under one legend).
 
     Returns:
         (H_out, W_out, 3) uint8 RGB, W_out >= (D + 1) * W.
@@ -95,11 +99,12 @@ def render_level_panel(image: np.ndarray,
     palettes = level_palettes(hierarchy) if palettes is None else palettes
 
     rows = []
-    both = gt_levels is not None and pred_levels is not None
-    for title, levels in (('GT', gt_levels), ('pred', pred_levels)):
+    preds = list(pred_levels.items()) if isinstance(pred_levels, Mapping) \
+        else [('pred', pred_levels)]
+    given = [(t, lv) for t, lv in [('GT', gt_levels)] + preds if lv is not None]
+    both = len(given) > 1
+    for title, levels in given:
         levels = _as_numpy_levels(levels)
-        if levels is None:
-            continue
         if levels.shape != (num_levels, height, width):
             raise ValueError(f'{title} levels must be (D={num_levels}, H={height}, '
                              f'W={width}) like the image, got {levels.shape}')
@@ -116,7 +121,7 @@ def render_level_panel(image: np.ndarray,
         text_w = max(_text_width(n) for n in names + [f'L{k + 1}'])
         columns.append((k, names, _PAD + _SWATCH + _PAD + text_w + 2 * _PAD))
     legend_w = sum(w for _, _, w in columns)
-    legend_h = _ROW_H + max(len(n) for _, n, _ in columns) * _ROW_H + _PAD
+    legend_h = _ROW_H + max(len(n) for _, n, _ in columns) * _ROW_H + _PAD if legend else 0
     grid_w = (num_levels + 1) * width
 
     out_w = max(grid_w, legend_w)
@@ -132,7 +137,7 @@ def render_level_panel(image: np.ndarray,
         canvas[y + TITLE_H:y + TITLE_H + height, :grid_w] = strip
         y += TITLE_H + height
     x = 0
-    for k, names, column_w in columns:
+    for k, names, column_w in columns if legend else []:
         _put_text(canvas, f'L{k + 1}', x + _PAD, y)
         for c, name in enumerate(names):
             top = y + _ROW_H * (c + 1)
