@@ -2,7 +2,7 @@
 
     python tools/study.py configs/demo_cpu.py configs/flat_demo_cpu.py \
         configs/hyperbolic_demo_cpu.py configs/flat_demo_cpu.py@level_argmax \
-        --work-dir work_dirs/study [--seed 0] [--cfg-options k=v ...]
+        --work-dir work_dirs/study [--seed 0] [--tta] [--reuse] [--cfg-options k=v ...]
 
 An entry `CONFIG@RULE` tests CONFIG's trained model with another inference rule
 (`model.decode_head.inference`, e.g. the level-argmax selector on the flat model), so a
@@ -10,9 +10,15 @@ rule costs a test, not a training. Every config is trained once, with the same s
 (`randomness.seed`) and the same options, and must have the same schedule (max_iters,
 batch size, data) as the first: a comparison on different schedules is refused.
 
+`--tta` tests with the config's test-time augmentation (`tools/test.py --tta`). `--reuse`
+takes a training that has already reached its last iteration in the work dir, and a test
+whose metrics are already there, instead of running them again: a study spread over
+several sessions resumes where it stopped (a run cut short is trained again, from the
+start).
+
 Writes `study.md` (a Markdown table: per-level mIoU with and without background,
-consistency, per-level ECE where the metric reports it, training seconds per iteration,
-peak memory, the machine) and `study.png` (per-level mIoU and ECE per entry) into the
+consistency, per-level ECE where the metric reports it, training seconds per iteration
+and minutes in all, peak memory, the machine) and `study.png` (per-level mIoU and ECE per entry) into the
 work dir, and prints the table. Each step is one of the project's own commands, printed
 before it runs.
 """
@@ -41,6 +47,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='key=value options given to every run (train and test)')
     parser.add_argument('--timeout', type=int, default=None,
                         help='seconds each command may take (default: no limit)')
+    parser.add_argument('--tta', action='store_true',
+                        help="test with the config's test-time augmentation")
+    parser.add_argument('--reuse', action='store_true',
+                        help='keep finished trainings and tests found in the work dir')
     return parser.parse_args(argv)
 
 
@@ -70,8 +80,9 @@ def run(cmd: List[str], timeout: Optional[int]) -> Dict[str, float]:
     return dict(peak_mib=usage.ru_maxrss / 1024)
 
 
-def check_same_schedule(configs: List[str], options: List[str]) -> None:
-    """Refuse configs whose schedule or data differ from the first's."""
+def check_same_schedule(configs: List[str], options: List[str]) -> int:
+    """Refuse configs whose schedule or data differ from the first's; return their
+    `train_cfg.max_iters`."""
     from mmengine.config import Config, DictAction
     parsed = {}
     if options:
@@ -95,17 +106,41 @@ def check_same_schedule(configs: List[str], options: List[str]) -> None:
             raise SystemExit(f'error: {config} differs from {seen["config"]} in {differ}; a '
                              'study compares configs on one schedule and dataset')
         seen = seen or dict(config=config, values=values)
+    return seen['values']['train_cfg']['max_iters']
 
 
-def train_seconds_per_iter(work_dir: str) -> Optional[float]:
-    """Median `time` of the logged training iterations (the first logs skipped)."""
+def logged_iteration_times(work_dir: str) -> List[float]:
+    """`time` of every logged training iteration (mmengine logs one per interval)."""
     files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
     times = []
     for path in files:
         with open(path) as f:
             times += [r['time'] for r in map(json.loads, f) if 'time' in r and 'loss' in r]
+    return times
+
+
+def train_seconds_per_iter(work_dir: str) -> Optional[float]:
+    """Median `time` of the logged training iterations (the first logs skipped)."""
+    times = logged_iteration_times(work_dir)
     times = times[len(times) // 10:]  # warm-up out
     return statistics.median(times) if times else None
+
+
+def train_minutes(work_dir: str, max_iters: int) -> Optional[float]:
+    """Training time without validation: the mean logged iteration time x iterations."""
+    times = logged_iteration_times(work_dir)
+    return statistics.fmean(times) * max_iters / 60 if times else None
+
+
+def finished_checkpoint(work_dir: str, max_iters: int) -> Optional[str]:
+    """The last checkpoint of a training that reached `max_iters`, else None."""
+    try:
+        with open(osp.join(work_dir, 'last_checkpoint')) as f:
+            checkpoint = f.read().strip()
+    except FileNotFoundError:
+        return None
+    done = osp.basename(checkpoint) == f'iter_{max_iters}.pth'
+    return checkpoint if done and osp.isfile(checkpoint) else None
 
 
 def test_metrics(test_dir: str) -> Dict[str, float]:
@@ -129,7 +164,7 @@ def format_table(rows: List[Dict], machine: str) -> str:
         [f'no bg L{k}' for k in range(1, levels + 1)] + ['consistency']
     if has_ece:
         head += [f'ECE L{k}' for k in range(1, levels + 1)]
-    head += ['s/iter (train)', 'peak MiB']
+    head += ['s/iter (train)', 'train min', 'peak MiB']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
 
     def num(value, fmt='.2f') -> str:
@@ -141,7 +176,8 @@ def format_table(rows: List[Dict], machine: str) -> str:
             [num(m.get('consistency'))]
         if has_ece:
             cells += [num(m.get(f'ECE_L{k}')) for k in range(1, levels + 1)]
-        cells += [num(r['seconds_per_iter'], '.3f'), num(r['peak_mib'], '.0f')]
+        cells += [num(r['seconds_per_iter'], '.3f'), num(r['train_minutes'], '.1f'),
+                  num(r['peak_mib'], '.0f')]
         lines.append('| ' + ' | '.join(cells) + ' |')
     lines.append('')
     lines.append(f'mIoU and ECE in %, on the test split; {machine}.')
@@ -178,7 +214,7 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     args = parse_args(argv)
     entries = [split_entry(e) for e in args.entries]
     configs = [c for c, _ in entries]
-    check_same_schedule(configs, args.cfg_options)
+    max_iters = check_same_schedule(configs, args.cfg_options)
     options = [f'randomness.seed={args.seed}', *args.cfg_options]
     py = sys.executable
     os.makedirs(osp.join(ROOT, args.work_dir), exist_ok=True)
@@ -187,28 +223,43 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     for config in dict.fromkeys(configs):
         name = osp.splitext(osp.basename(config))[0]
         work = osp.join(args.work_dir, name)
-        usage = run([py, 'tools/train.py', config, '--work-dir', work,
-                     '--cfg-options', *options], args.timeout)
-        with open(osp.join(ROOT, work, 'last_checkpoint')) as f:
-            checkpoint = f.read().strip()
+        checkpoint = finished_checkpoint(osp.join(ROOT, work), max_iters) if args.reuse \
+            else None
+        if checkpoint:
+            print(f'\nreused: {checkpoint}', flush=True)
+            usage = dict(peak_mib=None)  # that process is gone
+        else:
+            usage = run([py, 'tools/train.py', config, '--work-dir', work,
+                         '--cfg-options', *options], args.timeout)
+            with open(osp.join(ROOT, work, 'last_checkpoint')) as f:
+                checkpoint = f.read().strip()
         trained[config] = dict(work=work, checkpoint=checkpoint, peak_mib=usage['peak_mib'],
-                               seconds_per_iter=train_seconds_per_iter(osp.join(ROOT, work)))
+                               seconds_per_iter=train_seconds_per_iter(osp.join(ROOT, work)),
+                               train_minutes=train_minutes(osp.join(ROOT, work), max_iters))
 
     rows = []
     for (config, rule), entry in zip(entries, args.entries):
         run_info = trained[config]
-        test_dir = osp.join(run_info['work'], f'test_{rule or "own"}')
+        test_dir = osp.join(run_info['work'],
+                            f'test_{rule or "own"}' + ('_tta' if args.tta else ''))
         extra = [f'model.decode_head.inference={rule}'] if rule else []
-        run([py, 'tools/test.py', config, run_info['checkpoint'], '--work-dir', test_dir,
-             '--cfg-options', *options, *extra], args.timeout)
+        if args.reuse and glob.glob(osp.join(ROOT, test_dir, '*', '*.json')):
+            print(f'\nreused: the metrics in {test_dir}', flush=True)
+        else:
+            run([py, 'tools/test.py', config, run_info['checkpoint'], '--work-dir', test_dir,
+                 *(['--tta'] if args.tta else []), '--cfg-options', *options, *extra],
+                args.timeout)
         rows.append(dict(entry=entry, metrics=test_metrics(osp.join(ROOT, test_dir)),
                          seconds_per_iter=run_info['seconds_per_iter'],
+                         train_minutes=run_info['train_minutes'],
                          peak_mib=run_info['peak_mib']))
 
     # the runs are subprocesses with this environment, so the same thread count
     from hseg_mm.utils import describe_machine
-    machine = (f'{describe_machine()}, seed {args.seed}; peak MiB = the training '
-               'process\'s peak resident memory')
+    test_mode = "with the config's TTA (--tta)" if args.tta else 'on the whole image'
+    machine = (f'{describe_machine()}, seed {args.seed}; test {test_mode}; '
+               f'{max_iters} iterations; peak MiB = the training process\'s peak resident '
+               'memory (— where the training was reused)')
     table = format_table(rows, machine)
     out = osp.join(ROOT, args.work_dir)
     with open(osp.join(out, 'study.md'), 'w') as f:

@@ -39,6 +39,17 @@ def test_study_of_two_configs_and_a_rule(tmp_path, monkeypatch):
     assert osp.isfile(osp.join(work, 'study.md')) and osp.getsize(osp.join(work, 'study.png'))
     assert not osp.exists(osp.join(work, 'flat_demo_cpu@level_argmax'))
 
+    # --reuse: both trainings reached iteration 2 and every test left its metrics, so
+    # nothing runs again and the same figures come back (peak memory is no longer known)
+    tool = load_tool()
+    monkeypatch.setattr(tool, 'run', lambda cmd, timeout: pytest.fail(f'ran {cmd}'))
+    again = tool.main(['configs/demo_cpu.py', 'configs/flat_demo_cpu.py',
+                       'configs/flat_demo_cpu.py@level_argmax', '--work-dir', work, '--reuse',
+                       '--cfg-options', *options]).splitlines()
+    assert [ln.rsplit(' | ', 2)[0] for ln in again[2:5]] == \
+        [ln.rsplit(' | ', 2)[0] for ln in lines[2:5]]
+    assert all(ln.endswith('| — |') for ln in again[2:5])
+
 
 def test_study_refuses_different_schedules(tmp_path):
     other = tmp_path / 'longer.py'  # the demo trains 3,000 iterations
