@@ -139,6 +139,8 @@ def finished_checkpoint(work_dir: str, max_iters: int) -> Optional[str]:
             checkpoint = f.read().strip()
     except FileNotFoundError:
         return None
+    if not osp.isfile(checkpoint):  # the work dir was moved since: the same file in it
+        checkpoint = osp.join(work_dir, osp.basename(checkpoint))
     done = osp.basename(checkpoint) == f'iter_{max_iters}.pth'
     return checkpoint if done and osp.isfile(checkpoint) else None
 

@@ -5,6 +5,7 @@ import importlib.util
 import hseg_mm  # noqa: F401  (before mmseg.models: installs the shims)
 import pytest
 import torch
+from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
@@ -93,3 +94,33 @@ def test_bad_arguments():
         build(arch='b0')
     with pytest.raises(ValueError, match='out_indices'):
         build(out_indices=(5, ))
+
+
+HEADS_ON_LITE0 = {  # features (24, 40, 112, 320) at strides 4, 8, 16, 32
+    'HierarchicalDepthwiseSeparableASPPHead': dict(
+        in_channels=320, in_index=3, channels=16, dilations=(1, 2), c1_in_channels=24,
+        c1_channels=8),
+    'HierarchicalUPerHead': dict(in_channels=[24, 40, 112, 320], in_index=[0, 1, 2, 3],
+                                 channels=16, pool_scales=(1, 2)),
+    'HierarchicalFCNHead': dict(in_channels=112, in_index=2, channels=16, num_convs=1),
+}
+
+
+@pytest.mark.parametrize('head', HEADS_ON_LITE0)
+def test_hierarchical_heads_sit_on_it(head, four_level_tree):
+    from hseg_mm.testing import seg_data_samples
+    model = MODELS.build(dict(
+        type='HierarchicalEncoderDecoder', hierarchy=four_level_tree,
+        backbone=dict(type='EfficientNetLite'),
+        decode_head=dict(type=head, norm_cfg=dict(type='BN'),
+                         loss_decode=[dict(type='FocalTreeMinLoss')], **HEADS_ON_LITE0[head]),
+        test_cfg=ConfigDict(mode='whole')))
+    images = torch.randn(2, 3, 64, 64)
+    labels = torch.randint(0, four_level_tree.num_leaves, (2, 64, 64))
+    losses = model.loss(images, seg_data_samples(labels))
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert model.backbone._conv_stem.weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        out = model.predict(images, seg_data_samples(labels))
+    assert out[0].pred_level_seg.data.shape == (four_level_tree.num_levels, 64, 64)
