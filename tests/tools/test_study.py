@@ -57,3 +57,17 @@ def test_study_refuses_different_schedules(tmp_path):
                      "train_cfg = dict(max_iters=4500)\n")
     with pytest.raises(SystemExit, match=r"differs from configs/demo_cpu.py in \['train_cfg'"):
         load_tool().main(['configs/demo_cpu.py', str(other), '--work-dir', str(tmp_path)])
+
+
+def test_finished_checkpoint(tmp_path):
+    study = load_tool()
+    work = tmp_path / 'run'
+    work.mkdir()
+    assert study.finished_checkpoint(str(work), 4) is None  # never trained
+    (work / 'iter_2.pth').write_bytes(b'')
+    (work / 'last_checkpoint').write_text(str(work / 'iter_2.pth'))
+    assert study.finished_checkpoint(str(work), 4) is None  # stopped at 2 of 4
+    (work / 'iter_4.pth').write_bytes(b'')
+    # written where the run was before its folder moved: the same file here is found
+    (work / 'last_checkpoint').write_text('/elsewhere/run/iter_4.pth')
+    assert study.finished_checkpoint(str(work), 4) == str(work / 'iter_4.pth')
