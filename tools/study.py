@@ -132,6 +132,37 @@ def train_minutes(work_dir: str, max_iters: int) -> Optional[float]:
     return statistics.fmean(times) * max_iters / 60 if times else None
 
 
+REUSE_KEYS = ('model', 'optim_wrapper', 'param_scheduler', 'train_cfg', 'train_dataloader',
+              'randomness')
+
+
+def _without_tree(value):
+    """A config value with every `hierarchy` entry left out (the runner fills them in)."""
+    if hasattr(value, 'items'):
+        return {k: _without_tree(v) for k, v in value.items() if k != 'hierarchy'}
+    if isinstance(value, (list, tuple)):
+        return [_without_tree(v) for v in value]
+    return value
+
+
+def check_reusable(work_dir: str, config: str, options: List[str]) -> None:
+    """Refuse to reuse a run whose dumped config trained something else (another model,
+    optimiser, schedule, data or seed) than CONFIG with these options does now."""
+    from mmengine.config import Config, DictAction
+    dumped = osp.join(work_dir, osp.basename(config))
+    if not osp.isfile(dumped):
+        raise SystemExit(f'error: --reuse: {work_dir} has no dumped {osp.basename(config)}')
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--o', nargs='+', action=DictAction, default={})
+    now = Config.fromfile(osp.join(ROOT, config))
+    now.merge_from_dict(parser.parse_args(['--o', *options]).o if options else {})
+    then = Config.fromfile(dumped)
+    for key in REUSE_KEYS:
+        if _without_tree(now.get(key)) != _without_tree(then.get(key)):
+            raise SystemExit(f'error: --reuse: {work_dir} was trained with another `{key}` than '
+                             f'{config} gives now; move it away or drop --reuse')
+
+
 def finished_checkpoint(work_dir: str, max_iters: int) -> Optional[str]:
     """The last checkpoint of a training that reached `max_iters`, else None."""
     try:
@@ -228,6 +259,7 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
         checkpoint = finished_checkpoint(osp.join(ROOT, work), max_iters) if args.reuse \
             else None
         if checkpoint:
+            check_reusable(osp.join(ROOT, work), config, options)
             print(f'\nreused: {checkpoint}', flush=True)
             usage = dict(peak_mib=None)  # that process is gone
         else:

