@@ -80,21 +80,25 @@ def run(cmd: List[str], timeout: Optional[int]) -> Dict[str, float]:
     return dict(peak_mib=usage.ru_maxrss / 1024)
 
 
-def check_same_schedule(configs: List[str], options: List[str]) -> int:
-    """Refuse configs whose schedule or data differ from the first's; return their
-    `train_cfg.max_iters`."""
+def merged_config(config: str, options: List[str]):
+    """CONFIG with `--cfg-options`-style `key=value` options merged in."""
     from mmengine.config import Config, DictAction
-    parsed = {}
+    cfg = Config.fromfile(osp.join(ROOT, config))
     if options:
         parser = argparse.ArgumentParser()
         parser.add_argument('--o', nargs='+', action=DictAction)
-        parsed = parser.parse_args(['--o', *options]).o
+        cfg.merge_from_dict(parser.parse_args(['--o', *options]).o)
+    return cfg
+
+
+def check_same_schedule(configs: List[str], options: List[str]) -> int:
+    """Refuse configs whose schedule or data differ from the first's; return their
+    `train_cfg.max_iters`."""
     keys = ('train_cfg', 'train_dataloader.batch_size', 'train_dataloader.dataset',
             'param_scheduler', 'hierarchy')
     seen = {}
     for config in dict.fromkeys(configs):
-        cfg = Config.fromfile(osp.join(ROOT, config))
-        cfg.merge_from_dict(parsed)
+        cfg = merged_config(config, options)
         values = {}
         for key in keys:
             value = cfg
@@ -148,14 +152,11 @@ def _without_tree(value):
 def check_reusable(work_dir: str, config: str, options: List[str]) -> None:
     """Refuse to reuse a run whose dumped config trained something else (another model,
     optimiser, schedule, data or seed) than CONFIG with these options does now."""
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
     dumped = osp.join(work_dir, osp.basename(config))
     if not osp.isfile(dumped):
         raise SystemExit(f'error: --reuse: {work_dir} has no dumped {osp.basename(config)}')
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--o', nargs='+', action=DictAction, default={})
-    now = Config.fromfile(osp.join(ROOT, config))
-    now.merge_from_dict(parser.parse_args(['--o', *options]).o if options else {})
+    now = merged_config(config, options)
     then = Config.fromfile(dumped)
     for key in REUSE_KEYS:
         if _without_tree(now.get(key)) != _without_tree(then.get(key)):

@@ -54,11 +54,11 @@ def split_model(spec: str) -> Tuple[str, str, str]:
     return name, config, checkpoint
 
 
-def load_cfg(path: str, options: Dict) -> Config:
+def load_cfg(path: str, options: Dict):
+    """The config with the options merged and its tree handed to its parts, and the tree."""
     cfg = Config.fromfile(path)
     cfg.merge_from_dict(options)
-    apply_hierarchy(cfg, check_paths=False)
-    return cfg
+    return cfg, apply_hierarchy(cfg, check_paths=False)
 
 
 def build_model(cfg: Config, checkpoint: str):
@@ -74,11 +74,12 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     from mmseg.registry import DATASETS
     init_default_scope('mmseg')
     models = [split_model(m) for m in args.models]
-    cfgs = [load_cfg(config, args.cfg_options) for _, config, _ in models]
+    loaded = [load_cfg(config, args.cfg_options) for _, config, _ in models]
+    cfgs = [cfg for cfg, _ in loaded]
     dataset = DATASETS.build(cfgs[0].test_dataloader.dataset)
     tree = dataset.hierarchy
-    for (name, config, _), cfg in zip(models, cfgs):
-        if not apply_hierarchy(copy.deepcopy(cfg), check_paths=False).same_tree(tree):
+    for (name, config, _), (_, model_tree) in zip(models, loaded):
+        if not model_tree.same_tree(tree):
             raise SystemExit(f'error: {name} ({config}) has another tree than {models[0][1]}')
     indices = args.indices or np.linspace(0, len(dataset) - 1, args.num_images).round() \
         .astype(int).tolist()
