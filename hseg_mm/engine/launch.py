@@ -17,6 +17,7 @@ import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
+from ..utils import keep_freed_memory
 from .hierarchy_config import ConfigError, apply_hierarchy
 
 
@@ -95,6 +96,9 @@ def prepare_runtime(cfg: Config, launcher: str = 'none', amp: bool = False) -> C
             raise SystemExit(f'--amp needs optim_wrapper type OptimWrapper (or {amp_type} '
                              f'on this machine), got {wrapper}')
     if not cuda:
+        if keep_freed_memory():
+            print_log('CPU: glibc keeps freed memory for reuse (hseg_mm/utils/allocator.py)',
+                      logger='current')
         # torch's SyncBatchNorm runs only on GPUs; BN gives the same model on CPU.
         if _replace_type(cfg.model, 'SyncBN', 'BN'):
             print_log('no CUDA: SyncBN replaced by BN', logger='current',

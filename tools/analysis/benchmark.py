@@ -40,7 +40,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 
 from hseg_mm.engine import apply_hierarchy  # noqa: E402
 from hseg_mm.engine.launch import skip_pretrained  # noqa: E402
-from hseg_mm.utils import describe_machine  # noqa: E402
+from hseg_mm.utils import describe_machine, keep_freed_memory  # noqa: E402
 
 FLAT_LOSS = [dict(type='HierarchicalCrossEntropyLoss', levels=[-1])]
 
@@ -235,6 +235,8 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    # as tools/train.py and test.py do on a CPU, so that the times are theirs
+    kept = device.type == 'cpu' and keep_freed_memory()
     cfg = model_config(args.config, args.cfg_options)
     flat_cfg = model_config(args.flat, args.cfg_options) if args.flat else flat_twin(cfg)
     shape = tuple(args.shape or cfg.get('crop_size') or (512, 512))
@@ -244,7 +246,8 @@ def main() -> None:
     generator = torch.Generator().manual_seed(args.seed)
     data = make_batch(args.batch, shape, tree.num_leaves, tree.ignore_index, generator)
 
-    print(f'machine: {describe_machine(device)}')
+    print(f'machine: {describe_machine(device)}'
+          + (', glibc keeps freed memory' if kept else ''))
     print(f'{args.config} vs {args.flat or "its flat twin (derived)"}: batch {args.batch}, '
           f'{shape[0]}x{shape[1]}, {args.repeats} rounds after {args.warmup} warm-up'
           + (f', options {args.cfg_options}' if args.cfg_options else ''))
