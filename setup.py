@@ -1,7 +1,7 @@
 """hseg-mm: hierarchical semantic segmentation as an MMSegmentation 1.x plugin."""
 from setuptools import find_packages, setup
 
-# Each pin, with the reason (DESIGN.md section 5):
+# Each pin, with the reason (see docs/environment.md):
 INSTALL_REQUIRES = [
     # An unpinned request would pull a CUDA torch of several GB; `make` installs
     # torch first and constrains it, a user with a CUDA torch keeps theirs.

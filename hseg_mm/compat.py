@@ -1,4 +1,4 @@
-"""Version shims (DESIGN.md section 5). Each is applied only where needed.
+"""Version shims (see docs/environment.md). Each is applied only where needed.
 
 `apply()` runs on `import hseg_mm`, before anything imports `mmseg.models`.
 """

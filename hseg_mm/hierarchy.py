@@ -1,6 +1,7 @@
 """The class tree as data: every other module reads it, none hard-codes it.
 
-A tree is a nested mapping whose leaves are label ids (DESIGN.md section 2)::
+A tree is a nested mapping whose leaves are label ids (docs/architecture.md,
+"The class tree")::
 
     dict(background=0,
          body=dict(upper_body=dict(head=1, torso=2, upper_arm=3, lower_arm=4),

@@ -12,7 +12,7 @@ Each `ANNOTATIONS_PART_DIR/<id>.mat` (a MATLAB struct `anno` whose `objects(k)` 
 `class`, `class_ind`, `mask` and `parts(j).part_name` / `.mask`) becomes `OUT_DIR/<id>.png`,
 a palette PNG with the VOC colour map whose indices are the standard ids: 0 background,
 1 head, 2 torso, 3 upper arm, 4 lower arm, 5 upper leg, 6 lower leg (`PART_TO_CLASS`,
-DESIGN.md section 1).
+docs/architecture.md, "Datasets and label layouts").
 
 Rules, all deterministic:
 - Only person objects (class 'person', class_ind 15) are painted; any other object
@@ -55,7 +55,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from hseg_mm.datasets.labels import STANDARD_CLASSES, voc_colormap  # noqa: E402
 
 PERSON_CLASS, PERSON_CLASS_IND = 'person', 15
-# Pascal-Part person part name -> standard PASCAL-Person-Part id (DESIGN.md section 1).
+# Pascal-Part person part name -> standard PASCAL-Person-Part id (docs/architecture.md,
+# "Datasets and label layouts").
 _GROUPS = {
     'head': ('head', 'hair', 'leye', 'reye', 'lear', 'rear', 'lebrow', 'rebrow', 'nose',
              'mouth'),

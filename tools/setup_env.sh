@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates or refreshes .venv with everything hseg_mm needs; called by `make`.
-# Order matters (DESIGN.md section 5): torch first, then everything else under a
+# Order matters (see docs/environment.md): torch first, then everything else under a
 # constraint that holds torch at the installed version, so nothing can pull a
 # second (CUDA) torch or a torchvision that breaks `import mmseg.models`.
 set -euo pipefail

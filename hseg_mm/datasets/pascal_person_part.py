@@ -8,7 +8,8 @@ from ..hierarchy import ClassHierarchy
 from .hierarchical_seg_dataset import HierarchicalSegDataset
 from .labels import STANDARD_CLASSES
 
-# Where the split lists of the known on-disk variants live (DESIGN.md section 1):
+# Where the split lists of the known on-disk variants live (docs/architecture.md,
+# "Datasets and label layouts"):
 # Graphonomy-style repacks (beside the folders or in list/), the DeepLab release.
 SPLIT_FILE_CANDIDATES = ('{split}_id.txt', 'list/{split}_id.txt', '{split}.txt',
                          'list/{split}.txt', 'pascal_person_part_trainval_list/{split}.txt',

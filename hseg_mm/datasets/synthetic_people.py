@@ -28,7 +28,7 @@ from .labels import STANDARD_CLASSES, voc_colormap
 __all__ = ['make_synthetic_people', 'draw_synthetic_people', 'SEEDS_CLASSES',
            'sample_grid']
 
-# The seeds' classes.txt order (DESIGN.md section 1).
+# The seeds' classes.txt order (docs/architecture.md, "Datasets and label layouts").
 SEEDS_CLASSES = ('bg', 'low_hand', 'torso', 'low_leg', 'head', 'up_leg', 'up_hand')
 _SEEDS_OF_STANDARD = np.array([0, 4, 2, 6, 1, 5, 3], dtype=np.uint8)  # standard id -> seeds id
 _ID: Dict[str, int] = {name: i for i, name in enumerate(STANDARD_CLASSES)}
