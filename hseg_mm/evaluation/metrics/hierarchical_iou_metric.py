@@ -261,8 +261,9 @@ class HierarchicalIoUMetric(BaseMetric):
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if hierarchy is None:
-            raise ValueError('HierarchicalIoUMetric needs hierarchy=... (the tree of the '
-                             'config, e.g. hierarchy={{_base_.hierarchy}})')
+            raise ValueError('HierarchicalIoUMetric needs hierarchy=...: state the tree at '
+                             "the config's top level (hierarchy = ...), which the tools "
+                             'write into the metric')
         self.hierarchy = build_hierarchy(hierarchy, ignore_index=ignore_index)
         if self.hierarchy.ignore_index != ignore_index:
             raise ValueError(f'the hierarchy uses ignore index {self.hierarchy.ignore_index}'

@@ -1,6 +1,5 @@
 """Hierarchical losses: each a plain function plus a registered module."""
-from .focal_tree_min_loss import (FocalTreeMinLoss, focal_tree_min_loss, level_mean_weights,
-                                  tree_min_max)
+from .focal_tree_min_loss import FocalTreeMinLoss, focal_tree_min_loss, level_mean_weights
 from .hierarchical_cross_entropy_loss import (HierarchicalCrossEntropyLoss,
                                               hierarchical_cross_entropy)
 from .rmi_loss import RMILoss, rmi_loss, rmi_lower_bound
@@ -8,7 +7,8 @@ from .tree_triplet_loss import (TreeTripletLoss, sample_triplets, scheduled_weig
                                 tree_triplet_loss)
 
 __all__ = [
-    'FocalTreeMinLoss', 'focal_tree_min_loss', 'level_mean_weights', 'tree_min_max',
-    'HierarchicalCrossEntropyLoss', 'hierarchical_cross_entropy', 'TreeTripletLoss', 'tree_triplet_loss', 'sample_triplets',
-    'scheduled_weight', 'RMILoss', 'rmi_loss', 'rmi_lower_bound'
+    'FocalTreeMinLoss', 'focal_tree_min_loss', 'level_mean_weights',
+    'HierarchicalCrossEntropyLoss', 'hierarchical_cross_entropy', 'TreeTripletLoss',
+    'tree_triplet_loss', 'sample_triplets', 'scheduled_weight', 'RMILoss', 'rmi_loss',
+    'rmi_lower_bound'
 ]

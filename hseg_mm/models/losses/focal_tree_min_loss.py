@@ -15,21 +15,18 @@ from .utils import as_weight_list, check_inputs, reduce_pixel_loss, safe_labels
 
 @lru_cache(maxsize=32)  # keyed by object identity; bounded for plain-function calls
 def _tree_index(hierarchy: ClassHierarchy) -> tuple:
-    """Per-depth index lists for `tree_min_max`, built once per hierarchy object.
+    """Per-depth index lists for `max_descendants`, built once per hierarchy object.
 
-    Returns (blocks, parent_local, child_local): `blocks[d]` is the [start, end)
-    channel range of depth d+1 (channels are ordered by depth); `parent_local[d]`
-    the position of each node's parent in the block above (d >= 1);
-    `child_local[d]` each node's children in the block below, padded with the
-    block size (the position of an appended -inf column).
+    Returns (blocks, child_local): `blocks[d]` is the [start, end) channel range of
+    depth d+1 (channels are ordered by depth); `child_local[d]` each node's children
+    in the block below, padded with the block size (the position of an appended
+    -inf column).
     """
     blocks, start = [], 0
     for d in range(1, hierarchy.num_levels + 1):
         end = start + sum(1 for x in hierarchy.depths if x == d)
         blocks.append((start, end))
         start = end
-    parent_local = [None] + [[hierarchy.parents[v] - blocks[d - 1][0] for v in range(s, e)]
-                             for d, (s, e) in enumerate(blocks) if d > 0]
     child_local = []
     for d, (s, e) in enumerate(blocks[:-1]):
         below_start, below_end = blocks[d + 1]
@@ -39,40 +36,7 @@ def _tree_index(hierarchy: ClassHierarchy) -> tuple:
             row = [c - below_start for c in hierarchy.children[v]]
             rows.append(row + [below_end - below_start] * (fan_out - len(row)))
         child_local.append(rows)
-    return blocks, parent_local, child_local
-
-
-def tree_min_max(node_logits: Tensor, hierarchy: ClassHierarchy) -> Tuple[Tensor, Tensor]:
-    """Min over ancestors-or-self and max over descendants-or-self of node logits.
-
-    One vectorised op per depth: the min flows down from parents, the max flows
-    up from children. sigmoid is monotonic, so sigmoid(min logit) is the min of
-    the sigmoid scores (and likewise for max), and the loss can stay in logits.
-
-    Args:
-        node_logits: (N, V, ...) in `hierarchy.node_names` order.
-
-    Returns:
-        (z_min, z_max), each (N, V, ...).
-    """
-    device = node_logits.device
-    blocks, parent_local, child_local = _tree_index(hierarchy)
-    parts = [node_logits[:, s:e] for s, e in blocks]
-
-    mins = [parts[0]]
-    for d in range(1, len(blocks)):
-        index = torch.as_tensor(parent_local[d], device=device)
-        mins.append(torch.minimum(parts[d], mins[-1].index_select(1, index)))
-
-    maxs = [parts[-1]]
-    for d in range(len(blocks) - 2, -1, -1):
-        index = torch.as_tensor(child_local[d], device=device)  # (n_d, fan_out)
-        below = maxs[0]
-        filler = below.new_full((below.shape[0], 1, *below.shape[2:]), float('-inf'))
-        below = torch.cat([below, filler], dim=1)
-        gathered = below.index_select(1, index.flatten()).unflatten(1, index.shape)
-        maxs.insert(0, torch.maximum(parts[d], gathered.amax(dim=2)))
-    return torch.cat(mins, dim=1), torch.cat(maxs, dim=1)
+    return blocks, child_local
 
 
 def max_descendants(node_logits: Tensor, hierarchy: ClassHierarchy) -> Tuple[Tensor, Tensor]:
@@ -85,7 +49,7 @@ def max_descendants(node_logits: Tensor, hierarchy: ClassHierarchy) -> Tuple[Ten
         (z_max, arg): (N, V, H, W) values and (N, V, H, W) long node indices (a node
         that ties with a descendant is its own argmax).
     """
-    blocks, _, child_local = _tree_index(hierarchy)
+    blocks, child_local = _tree_index(hierarchy)
     n, _, h, w = node_logits.shape
     parts = [node_logits[:, s:e] for s, e in blocks]
     s, e = blocks[-1]

@@ -20,8 +20,8 @@ class HierarchicalSegmentorMixin:
     """Mixed in before `EncoderDecoder` or `CascadeEncoderDecoder`.
 
     - `hierarchy` given to the segmentor is passed to every hierarchical head
-      (decode and auxiliary) whose config leaves it out, so a config states the tree
-      once (`model = dict(hierarchy={{_base_.hierarchy}})`).
+      (decode and auxiliary) whose config leaves it out. A config states the tree once,
+      at its top level (`hierarchy = ...`); `apply_hierarchy` writes it into the model.
     - The hierarchy and inference rule are read from the last decode head; the
       segmentor's `num_classes` / `out_channels` are the number of LEAVES, the
       channels of what the head's `predict` returns (slide inference allocates them).
