@@ -14,7 +14,7 @@ from . import compat  # noqa: E402
 compat.apply()
 
 from .hierarchy import ClassHierarchy, HierarchyError  # noqa: E402
-from . import datasets, engine, evaluation, models, visualization  # noqa: F401,E402
+from . import datasets, engine, evaluation, models, structures, visualization  # noqa: F401,E402
 
 __version__ = '0.1.0'
 __all__ = ['ClassHierarchy', 'HierarchyError', '__version__']

@@ -31,7 +31,7 @@ from mmengine.utils import ProgressBar  # noqa: E402
 
 from hseg_mm.engine import apply_hierarchy, check_checkpoint_tree  # noqa: E402
 from hseg_mm.engine.launch import run_tool, skip_pretrained  # noqa: E402
-from hseg_mm.evaluation.metrics import sample_level_labels  # noqa: E402
+from hseg_mm.structures import sample_level_labels  # noqa: E402
 from hseg_mm.hierarchy import ClassHierarchy  # noqa: E402
 from hseg_mm.visualization import render_level_panel  # noqa: E402
 

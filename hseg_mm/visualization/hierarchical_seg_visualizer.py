@@ -9,7 +9,7 @@ from mmseg.registry import VISUALIZERS
 from mmseg.visualization import SegLocalVisualizer
 from torch import Tensor
 
-from ..evaluation.metrics.hierarchical_iou_metric import sample_level_labels
+from ..structures import sample_level_labels
 from ..hierarchy import ClassHierarchy, build_hierarchy
 from .palette import leaf_palette, level_palettes
 
