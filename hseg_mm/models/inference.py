@@ -30,9 +30,15 @@ from torch import Tensor
 
 from ..hierarchy import ClassHierarchy, build_hierarchy
 
-__all__ = ['INFERENCE_RULES', 'leaf_scores', 'level_predictions', 'check_rule']
+__all__ = ['INFERENCE_RULES', 'RULE_PROBABILITIES', 'leaf_scores', 'level_predictions',
+           'check_rule']
 
 INFERENCE_RULES = ('tree_min', 'path_sum', 'flat', 'level_argmax')
+# What each rule's leaf scores stand for, for calibration: 'given' = probabilities
+# already (a softmax), 'normalised' = non-negative scores to divide by their
+# per-pixel sum (sigmoid rules). The metric reads it (evaluation/metrics/calibration.py).
+RULE_PROBABILITIES = dict(flat='given', level_argmax='given', tree_min='normalised',
+                          path_sum='normalised')
 
 HierarchyLike = Union[ClassHierarchy, Mapping, str]
 

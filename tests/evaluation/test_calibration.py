@@ -15,9 +15,10 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from hseg_mm.evaluation.metrics import HierarchicalIoUMetric
-from hseg_mm.evaluation.metrics.calibration import (RULE_PROBABILITIES, calibration_errors,
-                                                    calibration_sums, leaf_probabilities)
-from hseg_mm.models.inference import INFERENCE_RULES, leaf_scores, level_predictions
+from hseg_mm.evaluation.metrics.calibration import (calibration_errors, calibration_sums,
+                                                    leaf_probabilities)
+from hseg_mm.models.inference import (INFERENCE_RULES, RULE_PROBABILITIES, leaf_scores,
+                                      level_predictions)
 
 
 def probs_map(pixels, num_leaves=7, shape=None) -> torch.Tensor:

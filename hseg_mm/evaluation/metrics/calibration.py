@@ -20,14 +20,13 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ['PROBABILITY_MODES', 'RULE_PROBABILITIES', 'PROBABILITY_DESCRIPTIONS',
-           'leaf_probabilities', 'scores_mode', 'calibration_sums', 'calibration_errors']
+from ...models.inference import RULE_PROBABILITIES
+
+__all__ = ['PROBABILITY_MODES', 'PROBABILITY_DESCRIPTIONS', 'leaf_probabilities',
+           'scores_mode', 'calibration_sums', 'calibration_errors']
 
 # 'auto' resolves to one of the other three per sample (see `scores_mode`).
 PROBABILITY_MODES = ('auto', 'given', 'normalised', 'softmax')
-# The probabilities each inference rule's leaf scores (models/inference.py) stand for.
-RULE_PROBABILITIES = dict(flat='given', level_argmax='given', tree_min='normalised',
-                          path_sum='normalised')
 PROBABILITY_DESCRIPTIONS = dict(
     given='leaf scores used as probabilities (softmax rules)',
     normalised='leaf scores divided by their per-pixel sum (sigmoid rules)',
