@@ -13,7 +13,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 
 from hseg_mm.models import leaf_scores
-from hseg_mm.models.losses.sampled_embedding import SampledEmbedding
+from hseg_mm.models.utils.sampled_embedding import SampledEmbedding
 from hseg_mm.testing import seg_data_samples
 
 init_default_scope('mmseg')

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model.utils import revert_sync_batchnorm
 
-from hseg_mm.models.losses.sampled_embedding import (SampledEmbedding,
+from hseg_mm.models.utils.sampled_embedding import (SampledEmbedding,
                                                       full_statistics_supported)
 
 

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
 from ..inference import check_rule, leaf_scores
-from ..losses.sampled_embedding import SampledEmbedding, full_statistics_supported
+from ..utils import SampledEmbedding, full_statistics_supported
 from ..losses.utils import resize_labels
 
 __all__ = ['HierarchicalHeadMixin']

@@ -10,7 +10,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
-from .sampled_embedding import SampledEmbedding
+from ..utils import SampledEmbedding
 from .utils import resize_labels
 
 SCHEDULES = ('constant', 'linear', 'cosine')
