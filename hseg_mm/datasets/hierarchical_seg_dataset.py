@@ -321,17 +321,17 @@ class HierarchicalSegDataset(BaseSegDataset):
         paths = []
         if data_root:
             paths.append(('data_root', data_root, 'folder'))
-        ann_file = cfg.get('ann_file', _default_arg(cls, 'ann_file'))
+        ann_file = cfg.get('ann_file', init_default(cls, 'ann_file'))
         if ann_file:
-            paths.append(('ann_file', _join(data_root, ann_file), 'file'))
-        prefix = cfg.get('data_prefix', _default_arg(cls, 'data_prefix')) or {}
+            paths.append(('ann_file', join_root(data_root, ann_file), 'file'))
+        prefix = cfg.get('data_prefix', init_default(cls, 'data_prefix')) or {}
         for name in ('img_path', 'seg_map_path'):
             if prefix.get(name):
-                paths.append((f'data_prefix.{name}', _join(data_root, prefix[name]), 'folder'))
+                paths.append((f'data_prefix.{name}', join_root(data_root, prefix[name]), 'folder'))
         return paths
 
 
-def _default_arg(cls: type, name: str) -> Any:
+def init_default(cls: type, name: str) -> Any:
     """Default of `name` in the nearest `__init__` of `cls`'s MRO that declares it."""
     for klass in cls.__mro__:
         init = klass.__dict__.get('__init__')
@@ -343,7 +343,7 @@ def _default_arg(cls: type, name: str) -> Any:
     return None
 
 
-def _join(data_root: Optional[str], path: str) -> str:
+def join_root(data_root: Optional[str], path: str) -> str:
     # as mmengine's BaseDataset._join_prefix
     return osp.join(data_root, path) if data_root and not osp.isabs(path) else path
 

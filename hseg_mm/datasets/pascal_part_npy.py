@@ -3,7 +3,7 @@ from typing import List, Mapping, Tuple, Union
 from mmseg.registry import DATASETS
 
 from ..hierarchy import ClassHierarchy
-from .hierarchical_seg_dataset import _default_arg, _join
+from .hierarchical_seg_dataset import init_default, join_root
 from .labels import read_classes_file
 from .pascal_person_part import PascalPersonPartDataset
 
@@ -37,12 +37,12 @@ class PascalPartNpyDataset(PascalPersonPartDataset):
     def get_layout_classes(self) -> List[str]:
         if self.layout_classes is not None:
             return self.layout_classes
-        return read_classes_file(_join(self.data_root, self.classes_file))
+        return read_classes_file(join_root(self.data_root, self.classes_file))
 
     @classmethod
     def _config_paths(cls, cfg: Mapping) -> List[Tuple[str, str, str]]:
         paths = super()._config_paths(cfg)
         if cfg.get('layout_classes') is None:  # the layout comes from classes.txt
-            classes_file = cfg.get('classes_file', _default_arg(cls, 'classes_file'))
-            paths.append(('classes_file', _join(cfg.get('data_root'), classes_file), 'file'))
+            classes_file = cfg.get('classes_file', init_default(cls, 'classes_file'))
+            paths.append(('classes_file', join_root(cfg.get('data_root'), classes_file), 'file'))
         return paths

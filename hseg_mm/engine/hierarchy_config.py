@@ -28,6 +28,7 @@ from typing import Any, Iterator, List, Optional, Tuple
 from mmengine.config import Config
 
 from ..hierarchy import ClassHierarchy, HierarchyError, build_hierarchy
+from ..utils import config_class
 
 __all__ = ['ConfigError', 'apply_hierarchy', 'stated_hierarchy', 'check_checkpoint_tree']
 
@@ -142,22 +143,10 @@ def stated_hierarchy(cfg: Config) -> Tuple[Any, Optional[str]]:
     return value, path
 
 
-def _class(registry, cfg: Mapping) -> Optional[type]:
-    kind = cfg.get('type')
-    if inspect.isclass(kind):
-        return kind
-    if not isinstance(kind, str):
-        return None
-    try:
-        return registry.get(kind)
-    except KeyError:
-        return None
-
-
 def _takes_tree(registry, cfg: Any) -> bool:
     if not isinstance(cfg, Mapping):
         return False
-    cls = _class(registry, cfg)
+    cls = config_class(cfg, registry)
     return cls is not None and TREE_KEY in inspect.signature(cls.__init__).parameters
 
 
@@ -325,7 +314,7 @@ def _check_data_paths(parts: List[Tuple[str, str, Any]], datasets) -> None:
         if kind != 'dataset' or any(part is p for p in seen):
             continue  # test_dataloader = val_dataloader: one dict, checked once
         seen.append(part)
-        cls = _class(datasets, part)
+        cls = config_class(part, datasets)
         if getattr(cls, 'check_paths', None) is None:
             continue
         try:

@@ -1,4 +1,5 @@
 from .allocator import keep_freed_memory
 from .machine import cpu_name, describe_machine
+from .registry import config_class
 
-__all__ = ['cpu_name', 'describe_machine', 'keep_freed_memory']
+__all__ = ['config_class', 'cpu_name', 'describe_machine', 'keep_freed_memory']

@@ -30,20 +30,22 @@ from mmseg.utils import SampleList
 from torch import Tensor
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
+from ...utils import config_class
 from ..inference import check_rule, leaf_scores
-from ..utils import SampledEmbedding, full_statistics_supported
 from ..losses.utils import resize_labels
+from ..utils import SampledEmbedding, full_statistics_supported
 
-__all__ = ['HierarchicalHeadMixin']
+__all__ = ['HierarchicalHeadMixin', 'loss_class']
 
 HierarchyLike = Union[ClassHierarchy, Mapping, str]
 
 
-def _loss_class(cfg: Mapping) -> type:
-    loss_type = cfg.get('type')
-    cls = loss_type if inspect.isclass(loss_type) else MODELS.get(loss_type)
+def loss_class(cfg: Mapping) -> type:
+    """The class of a `loss_decode` entry; KeyError naming an unregistered type."""
+    cls = config_class(cfg, MODELS)
     if cls is None:
-        raise KeyError(f'loss type {loss_type!r} is not registered in mmseg.registry.MODELS')
+        raise KeyError(f'loss type {cfg.get("type")!r} is not registered in '
+                       'mmseg.registry.MODELS')
     return cls
 
 
@@ -176,7 +178,7 @@ class HierarchicalHeadMixin:
         cfgs = [loss_decode] if isinstance(loss_decode, Mapping) else list(loss_decode)
         out = []
         for cfg in cfgs:
-            cls = _loss_class(cfg)
+            cls = loss_class(cfg)
             if 'hierarchy' not in inspect.signature(cls.__init__).parameters:
                 raise ValueError(
                     f'{name}: loss {cls.__name__} takes no hierarchy, so it cannot read node '

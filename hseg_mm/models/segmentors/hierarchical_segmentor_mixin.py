@@ -10,7 +10,8 @@ from mmseg.utils import ConfigType, OptSampleList, SampleList
 from torch import Tensor, nn
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
-from ..decode_heads.hierarchical_head_mixin import HierarchicalHeadMixin, _loss_class
+from ...utils import config_class
+from ..decode_heads.hierarchical_head_mixin import HierarchicalHeadMixin, loss_class
 from ..inference import level_predictions
 
 __all__ = ['HierarchicalSegmentorMixin']
@@ -44,8 +45,7 @@ class HierarchicalSegmentorMixin:
         out = []
         for i, cfg in enumerate(head_cfgs if is_list else [head_cfgs]):
             cfg = copy.deepcopy(cfg)
-            head_type = cfg.get('type')
-            cls = head_type if inspect.isclass(head_type) else MODELS.get(head_type)
+            cls = config_class(cfg, MODELS)
             if cls is not None and issubclass(cls, HierarchicalHeadMixin):
                 if cfg.get('hierarchy') is None:
                     cfg['hierarchy'] = hierarchy
@@ -96,7 +96,7 @@ class HierarchicalSegmentorMixin:
                         f'{self.hierarchy.leaf_names}; leave num_classes out')
                 losses = cfg.get('loss_decode') or []
                 for j, loss in enumerate(losses if isinstance(losses, list) else [losses]):
-                    if 'hierarchy' in inspect.signature(_loss_class(loss).__init__).parameters:
+                    if 'hierarchy' in inspect.signature(loss_class(loss).__init__).parameters:
                         raise ValueError(
                             f'auxiliary_head[{i}] ({cfg.get("type")}) is a plain head with one '
                             f'channel per leaf, but its loss_decode[{j}] '
