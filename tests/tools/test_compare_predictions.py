@@ -60,6 +60,12 @@ def test_panel_per_image_with_a_row_per_model(two_models, monkeypatch):
     # 4 tiles (input, L1, L2, L3) of 48 px at least
     rows = 2 * (3 * (TITLE_H + SIZE[0]) + 8)
     assert image.shape[0] > rows and image.shape[1] >= 4 * SIZE[1]
+    # --width scales the whole picture: 100 px wide, the height in proportion
+    load_tool().main([*models, '--out', str(out), '--indices', '0', '2', '--width', '100',
+                      '--cfg-options', *options])
+    small = cv2.imread(str(out))
+    assert small.shape[1] == 100
+    assert abs(small.shape[0] - image.shape[0] * 100 / image.shape[1]) <= 1
 
 
 def test_bad_model_spec(two_models):

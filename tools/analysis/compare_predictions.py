@@ -2,7 +2,7 @@
 
     python tools/analysis/compare_predictions.py \\
         NAME=CONFIG:CHECKPOINT NAME=CONFIG:CHECKPOINT [...] --out compare.png \\
-        [--indices 0 5 9 | --num-images 4] [--cfg-options k=v ...]
+        [--indices 0 5 9 | --num-images 4] [--width 1000] [--cfg-options k=v ...]
 
 Images and ground truth come from the first config's test dataset (its pipeline, its
 label mapping, `--cfg-options` applied to every config, e.g. the split); each model
@@ -38,6 +38,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--indices', type=int, nargs='+',
                         help='dataset indices of the images (default: evenly spaced)')
     parser.add_argument('--num-images', type=int, default=4)
+    parser.add_argument('--width', type=int,
+                        help='scale the picture to this many pixels wide (default: as drawn)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='key=value options given to every config')
     return parser.parse_args(argv)
@@ -101,6 +103,8 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     width = max(p.shape[1] for p in panels)
     canvas = np.concatenate([np.pad(p, ((0, 8), (0, width - p.shape[1]), (0, 0)),
                                     constant_values=255) for p in panels])
+    if args.width:
+        canvas = mmcv.imrescale(canvas, args.width / canvas.shape[1], interpolation='area')
     mmcv.imwrite(mmcv.rgb2bgr(canvas), args.out)
     print(f'{len(indices)} images ({", ".join(map(str, indices))}) written to {args.out}')
     return args.out
