@@ -41,8 +41,8 @@ setup(
     version='0.1.0',
     description='Hierarchical semantic segmentation (HSSN) for MMSegmentation 1.x',
     packages=find_packages(include=['hseg_mm', 'hseg_mm.*']),
-    # the standard PASCAL-Person-Part split lists (hseg_mm/datasets/splits/)
-    package_data={'hseg_mm': ['datasets/splits/*/*.txt']},
+    # the standard PASCAL-Person-Part split lists and the preset trees
+    package_data={'hseg_mm': ['datasets/splits/*/*.txt', 'hierarchies/*.yaml']},
     python_requires='>=3.9',
     install_requires=INSTALL_REQUIRES,
     extras_require={'tests': ['pytest'], 'timm': ['timm>=0.9']},  # timm: README, timm backbones

@@ -4,7 +4,7 @@
 _base_ = [
     './_base_/models/hssn_deeplabv3plus_r18-d8_cpu.py', './_base_/datasets/synthetic_people.py',
     './_base_/default_runtime.py',
-    './_base_/hierarchies/pascal_person_part.yaml', './_base_/schedules/schedule_30k.py'
+    '../hseg_mm/hierarchies/pascal_person_part.yaml', './_base_/schedules/schedule_30k.py'
 ]
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
 iters = 3000

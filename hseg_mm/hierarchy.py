@@ -20,11 +20,13 @@ Conventions, used throughout the package:
   tree), as mmseg's `classes` are indices. `ignore_index` passes through unchanged.
 
 A config states its tree once, as the top-level `hierarchy`: this mapping, a preset
-name (a file in configs/_base_/hierarchies/) or a YAML/JSON tree file;
+name (a file in hseg_mm/hierarchies/, shipped inside the package) or a YAML/JSON tree
+file;
 `hseg_mm.engine.apply_hierarchy` hands it to every part.
 """
 import os.path as osp
 from collections.abc import Mapping
+from importlib import resources
 from numbers import Integral
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
@@ -36,17 +38,16 @@ from torch import Tensor
 __all__ = ['ClassHierarchy', 'HierarchyError', 'HIERARCHY_DIR', 'build_hierarchy',
            'load_tree_file', 'preset_names', 'resolve_tree', 'tree_from_paths']
 
-# The shipped trees, one file each, with their sources (configs/_base_/hierarchies/).
-# A preset name is a file name there without its suffix.
-HIERARCHY_DIR = Path(__file__).resolve().parents[1] / 'configs' / '_base_' / 'hierarchies'
+# The shipped trees, one file each, with their sources: package data (setup.py), so an
+# installed wheel has them. A preset name is a file name there without its suffix.
+HIERARCHY_DIR = resources.files('hseg_mm') / 'hierarchies'
 TREE_FILE_SUFFIXES = ('.yaml', '.yml', '.json')
 
 
 def preset_names() -> List[str]:
-    """Names of the shipped trees (`HIERARCHY_DIR/<name>.yaml`)."""
-    if not HIERARCHY_DIR.is_dir():
-        return []
-    return sorted(p.stem for p in HIERARCHY_DIR.iterdir() if p.suffix in TREE_FILE_SUFFIXES)
+    """Names of the shipped trees (`hseg_mm/hierarchies/<name>.yaml`)."""
+    return sorted(Path(p.name).stem for p in HIERARCHY_DIR.iterdir()
+                  if p.name.endswith(TREE_FILE_SUFFIXES))
 
 
 def tree_from_paths(names: Sequence[str], separator: str = '--',
@@ -92,8 +93,8 @@ def _is_label_list(content: object) -> bool:
 def load_tree_file(path: Union[str, Path]) -> dict:
     """The nested mapping of a tree file (YAML or JSON).
 
-    The file holds the tree itself; or, as the shipped files do so that a config
-    can name them in `_base_`, a mapping whose only key is `hierarchy`; or, as
+    The file holds the tree itself; or, as the shipped files do (so that a config
+    may also list one in `_base_`), a mapping whose only key is `hierarchy`; or, as
     Mapillary Vistas' `config_v2.0.json` does, a `labels` list whose `name`s are
     `--` paths, label id = position (the tree is built by `tree_from_paths`).
     """
@@ -122,17 +123,16 @@ def resolve_tree(spec: Union[Mapping, str], base_dir: Optional[str] = None) -> M
     Args:
         spec: a nested mapping; a path ending in .yaml/.yml/.json, looked up as
             given (absolute or from the working directory), then under `base_dir`
-            (the directory of the config that names it), then under the repository
-            root; or a preset name (`preset_names()`).
+            (the directory of the config that names it); or a preset name
+            (`preset_names()`).
         base_dir: directory of the config file that states `spec`, if known.
     """
     if not isinstance(spec, str):
         return spec
     if spec.endswith(TREE_FILE_SUFFIXES) or '/' in spec or osp.sep in spec:
         candidates = [spec]
-        if not osp.isabs(spec):
-            candidates += [osp.join(d, spec) for d in (base_dir, str(HIERARCHY_DIR.parents[2]))
-                           if d]
+        if not osp.isabs(spec) and base_dir:
+            candidates.append(osp.join(base_dir, spec))
         for path in candidates:
             if osp.isfile(path):
                 return load_tree_file(path)
@@ -142,18 +142,11 @@ def resolve_tree(spec: Union[Mapping, str], base_dir: Optional[str] = None) -> M
         raise HierarchyError(f'unknown hierarchy preset {spec!r}; presets: {names} (files in '
                              f'{HIERARCHY_DIR}), or give a path to a .yaml/.json tree file')
     for suffix in TREE_FILE_SUFFIXES:
-        path = HIERARCHY_DIR / (spec + suffix)
-        if path.is_file():
-            return load_tree_file(path)
+        preset = HIERARCHY_DIR / (spec + suffix)
+        if preset.is_file():
+            with resources.as_file(preset) as path:
+                return load_tree_file(path)
     raise AssertionError(spec)  # preset_names() lists only existing files
-
-
-def __getattr__(name: str) -> dict:
-    # PASCAL_PERSON_PART, PASCAL_PART_SEEDS: the shipped trees, read from their files
-    # (the files are the one source).
-    if name.isupper() and name.lower() in preset_names():
-        return dict(resolve_tree(name.lower()))
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 class HierarchyError(ValueError):

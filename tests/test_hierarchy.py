@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from hseg_mm.hierarchy import PASCAL_PART_SEEDS, ClassHierarchy, HierarchyError
+from hseg_mm.hierarchy import ClassHierarchy, HierarchyError
 
 
 def test_person_part_nodes_and_levels(person_tree):
@@ -42,7 +42,7 @@ def test_person_part_luts_keep_ignore(person_tree):
 
 
 def test_seed_ids_map_to_same_names():
-    h = ClassHierarchy(PASCAL_PART_SEEDS)
+    h = ClassHierarchy('pascal_part_seeds')
     # seeds: 1 low_hand (lower_arm), 3 low_leg, 6 up_hand; levels ordered by smallest id.
     assert h.leaf_names == ['background', 'lower_arm', 'torso', 'lower_leg', 'head',
                             'upper_leg', 'upper_arm']

@@ -6,7 +6,7 @@
 # `bash tools/dist_train.sh configs/hssn_mapillary.py 4` (add `--amp` for mixed precision).
 _base_ = [
     '../_base_/models/hssn_deeplabv3plus_r101-d8.py', '../_base_/datasets/mapillary_v2.py',
-    '../_base_/default_runtime.py', '../_base_/hierarchies/mapillary_vistas_v2.yaml',
+    '../_base_/default_runtime.py', '../../hseg_mm/hierarchies/mapillary_vistas_v2.yaml',
     '../_base_/schedules/schedule_80k.py'
 ]
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)

@@ -4,7 +4,7 @@
 # `bash tools/dist_train.sh configs/hssn_lip.py 4` (add `--amp` for mixed precision).
 _base_ = [
     '../_base_/models/hssn_deeplabv3plus_r101-d8.py', '../_base_/datasets/lip.py',
-    '../_base_/default_runtime.py', '../_base_/hierarchies/lip.yaml',
+    '../_base_/default_runtime.py', '../../hseg_mm/hierarchies/lip.yaml',
     '../_base_/schedules/schedule_160k.py'
 ]
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)

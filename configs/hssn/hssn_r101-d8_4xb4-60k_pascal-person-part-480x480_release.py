@@ -11,7 +11,7 @@
 _base_ = [
     '../_base_/models/hssn_deeplabv3plus_r101-d8.py', '../_base_/datasets/pascal_person_part.py',
     '../_base_/default_runtime.py',
-    '../_base_/hierarchies/pascal_person_part.yaml', '../_base_/schedules/schedule_60k.py',
+    '../../hseg_mm/hierarchies/pascal_person_part.yaml', '../_base_/schedules/schedule_60k.py',
     '../_base_/losses/hssn_release.py'
 ]
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)

@@ -9,7 +9,7 @@
 _base_ = [
     '../_base_/models/hssn_upernet_swin-b.py', '../_base_/datasets/pascal_person_part.py',
     '../_base_/default_runtime.py',
-    '../_base_/hierarchies/pascal_person_part.yaml', '../_base_/schedules/schedule_30k_adamw.py'
+    '../../hseg_mm/hierarchies/pascal_person_part.yaml', '../_base_/schedules/schedule_30k_adamw.py'
 ]
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
 model = dict(

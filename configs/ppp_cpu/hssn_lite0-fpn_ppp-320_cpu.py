@@ -4,7 +4,7 @@ _base_ = [
     '../_base_/models/hssn_fpn_efficientnet-lite0.py',
     '../_base_/datasets/pascal_part_npy_cpu.py',
     '../_base_/default_runtime.py',
-    '../_base_/hierarchies/pascal_person_part.yaml',
+    '../../hseg_mm/hierarchies/pascal_person_part.yaml',
     '../_base_/schedules/schedule_30k.py',
 ]
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)

@@ -63,36 +63,55 @@ def _literal(node: ast.AST) -> Any:
 _NOT_LITERAL = object()
 
 
-def _own_statement(path: str) -> Tuple[bool, Any]:
-    """Whether the file itself assigns the top-level tree, and the value it assigns."""
+def _module(path: str) -> ast.Module:
+    with open(path, encoding='utf-8') as f:
+        return ast.parse(f.read(), path)
+
+
+def _assigned(module: ast.Module, name: str) -> Tuple[bool, Any]:
+    """Whether a config file assigns `name` at its top level, and the literal value
+    (`_NOT_LITERAL` if it is computed)."""
+    found: Tuple[bool, Any] = (False, None)
+    for node in module.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
+                isinstance(node.targets[0], ast.Name) and node.targets[0].id == name:
+            try:
+                found = (True, _literal(node.value))
+            except _NotLiteral:
+                found = (True, _NOT_LITERAL)
+    return found
+
+
+def _read(path: str, name: str) -> Tuple[bool, Any]:
+    """`_assigned` for a .py config; a key of a .yaml/.json one."""
     if path.endswith('.py'):
-        with open(path, encoding='utf-8') as f:
-            module = ast.parse(f.read(), path)
-        found: Tuple[bool, Any] = (False, None)
-        for node in module.body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
-                    isinstance(node.targets[0], ast.Name) and node.targets[0].id == TREE_KEY:
-                try:
-                    found = (True, _literal(node.value))
-                except _NotLiteral:
-                    found = (True, _NOT_LITERAL)
-        return found
+        return _assigned(_module(path), name)
     import mmengine.fileio
     content = mmengine.fileio.load(path)
-    if isinstance(content, Mapping) and TREE_KEY in content:
-        return True, content[TREE_KEY]
+    if isinstance(content, Mapping) and name in content:
+        return True, content[name]
     return False, None
+
+
+def _base_paths(path: str) -> List[str]:
+    """The files a config inherits from, as paths. mmengine requires `_base_` to be a
+    literal; a base in another package (`mmseg::...`) states no hseg_mm tree and is
+    skipped."""
+    has, bases = _read(path, '_base_')
+    if not has or bases is _NOT_LITERAL:
+        return []
+    bases = [bases] if isinstance(bases, str) else list(bases)
+    return [osp.join(osp.dirname(path), b) for b in bases if '::' not in b]
 
 
 def _statements(path: str) -> List[Tuple[str, Any]]:
     """(file, value) of every statement of the tree in a config's inheritance,
     base-most first (mmengine forbids two bases that both state it)."""
     found: List[Tuple[str, Any]] = []
-    for base in Config._get_base_files(path):
-        base_path, _ = Config._get_cfg_path(base, path)
+    for base_path in _base_paths(path):
         if osp.isfile(base_path):
             found += _statements(base_path)
-    has, value = _own_statement(path)
+    has, value = _read(path, TREE_KEY)
     if has:
         found.append((path, value))
     return found
@@ -106,14 +125,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _merge(child: Any, base: Any) -> Any:
+    """mmengine's rule for a child's value over its base's: dicts merge key by key
+    unless the child's carries `_delete_=True`; anything else replaces."""
+    if not (isinstance(child, dict) and isinstance(base, dict)) or child.get('_delete_'):
+        return {k: v for k, v in child.items() if k != '_delete_'} \
+            if isinstance(child, dict) else child
+    merged = dict(base)
+    for key, value in child.items():
+        merged[key] = _merge(value, base[key]) if key in base else _merge(value, None)
+    return merged
+
+
 def _merged(statements: List[Tuple[str, Any]]) -> Any:
-    """What mmengine's parse makes of the statements: dicts merge, others replace."""
+    """What mmengine's parse makes of the statements."""
     merged = None
     for _, value in statements:
-        if isinstance(value, dict) and isinstance(merged, dict):
-            merged = Config._merge_a_into_b(copy.deepcopy(value), merged)
-        else:
-            merged = copy.deepcopy(value)
+        merged = _merge(copy.deepcopy(value), merged)
     return merged
 
 

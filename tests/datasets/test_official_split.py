@@ -8,7 +8,9 @@ from dataset_helpers import build, pipeline, tiny_label, write_image
 
 from hseg_mm.datasets.pascal_part_npy import PascalPartNpyDataset
 from hseg_mm.datasets.pascal_person_part import OFFICIAL_SPLITS
-from hseg_mm.hierarchy import PASCAL_PERSON_PART
+from hseg_mm.hierarchy import resolve_tree
+
+PASCAL_PERSON_PART = dict(resolve_tree('pascal_person_part'))  # the shipped preset
 
 
 def official_ids(split):

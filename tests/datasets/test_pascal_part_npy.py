@@ -8,7 +8,9 @@ import pytest
 from dataset_helpers import build, pipeline
 
 from hseg_mm.datasets.synthetic_people import make_synthetic_people
-from hseg_mm.hierarchy import PASCAL_PERSON_PART
+from hseg_mm.hierarchy import resolve_tree
+
+PASCAL_PERSON_PART = dict(resolve_tree('pascal_person_part'))  # the shipped preset
 
 
 @pytest.fixture(scope='module')

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from dataset_helpers import H, W, build, pipeline, write_gray_png, write_palette_png
 
-from hseg_mm.hierarchy import PASCAL_PERSON_PART
+from hseg_mm.hierarchy import resolve_tree
+
+PASCAL_PERSON_PART = dict(resolve_tree('pascal_person_part'))  # the shipped preset
 
 
 def dataset_cfg(root, **kwargs):

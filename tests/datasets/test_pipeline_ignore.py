@@ -8,7 +8,9 @@ import torch
 from dataset_helpers import build, tiny_label, write_palette_png
 from mmengine.config import Config
 
-from hseg_mm.hierarchy import PASCAL_PERSON_PART
+from hseg_mm.hierarchy import resolve_tree
+
+PASCAL_PERSON_PART = dict(resolve_tree('pascal_person_part'))  # the shipped preset
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

@@ -8,7 +8,9 @@ from PIL import Image
 
 from hseg_mm.datasets.synthetic_people import (SEEDS_CLASSES, draw_synthetic_people,
                                                make_synthetic_people)
-from hseg_mm.hierarchy import PASCAL_PERSON_PART
+from hseg_mm.hierarchy import resolve_tree
+
+PASCAL_PERSON_PART = dict(resolve_tree('pascal_person_part'))  # the shipped preset
 
 
 def read_dir(root):

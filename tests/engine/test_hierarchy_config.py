@@ -2,7 +2,7 @@
 statement, every part following it, parts that state another tree, checkpoints.
 
 Child configs inherit configs/demo_cpu.py, whose tree comes from
-configs/_base_/hierarchies/pascal_person_part.yaml through `_base_` (so mmengine
+hseg_mm/hierarchies/pascal_person_part.yaml through `_base_` (so mmengine
 would MERGE a child's dict into it; the tests check that the child's tree wins whole).
 """
 import json
@@ -87,7 +87,7 @@ def test_each_way_of_stating_a_tree(tmp_path):
         '    arm: {upper_arm: 5, lower_arm: 1}\n  lower:\n    leg: {upper_leg: 2, lower_leg: 4}\n')
     (tmp_path / 'tree.json').write_text(json.dumps(FOUR))
     (tmp_path / 'sub').mkdir()
-    seeds = ClassHierarchy(osp.join(ROOT, 'configs/_base_/hierarchies/pascal_part_seeds.yaml'))
+    seeds = ClassHierarchy('pascal_part_seeds')
     cases = {
         f'hierarchy = {FOUR!r}': FOUR,                                     # inline mapping
         "hierarchy = 'pascal_part_seeds'": seeds.to_dict(),                # preset name

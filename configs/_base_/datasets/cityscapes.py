@@ -1,5 +1,5 @@
 # Cityscapes on its own layout, as mmseg's cityscapes.py reads it (19 classes by trainId,
-# 255 ignored; the tree: configs/_base_/hierarchies/cityscapes.yaml):
+# 255 ignored; the tree: hseg_mm/hierarchies/cityscapes.yaml):
 #   data/cityscapes/leftImg8bit/{train,val}/<city>/*_leftImg8bit.png
 #   data/cityscapes/gtFine/{train,val}/<city>/*_gtFine_labelTrainIds.png
 # The download has *_gtFine_labelIds.png; make the trainId maps once with cityscapesscripts:

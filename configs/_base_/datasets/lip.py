@@ -1,5 +1,5 @@
 # LIP (Look Into Person) on its own layout (20 ids, 0 background; the tree:
-# configs/_base_/hierarchies/lip.yaml), 30,462 train / 10,000 val images:
+# hseg_mm/hierarchies/lip.yaml), 30,462 train / 10,000 val images:
 #   data/LIP/train_images/*.jpg    data/LIP/train_segmentations/*.png
 #   data/LIP/val_images/*.jpg      data/LIP/val_segmentations/*.png
 # (the release's TrainVal_images/ and TrainVal_parsing_annotations/ folders, flattened).

@@ -1,5 +1,5 @@
 # Mapillary Vistas 2.0 on its own layout, as mmseg's mapillary_v2.py reads it (124 labels,
-# ids as in the release's config_v2.0.json; the tree: configs/_base_/hierarchies/
+# ids as in the release's config_v2.0.json; the tree: hseg_mm/hierarchies/
 # mapillary_vistas_v2.yaml, built from those names by tools/build_tree.py):
 #   data/mapillary/training/images/*.jpg     data/mapillary/training/v2.0/labels/*.png
 #   data/mapillary/validation/images/*.jpg   data/mapillary/validation/v2.0/labels/*.png
