@@ -7,7 +7,7 @@ from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
 
 from ...hierarchy import ClassHierarchy
 from .hierarchical_segmentor_mixin import HierarchicalSegmentorMixin
-from .pretrained import check_pretrained_weights
+from .pretrained import check_timm_weights, weight_references
 
 
 @MODELS.register_module()
@@ -16,7 +16,7 @@ class HierarchicalEncoderDecoder(HierarchicalSegmentorMixin, EncoderDecoder):
 
     `predict` returns SegDataSamples with `seg_logits` = leaf scores (L, H, W),
     `pred_sem_seg` = leaf ids (1, H, W) and `pred_level_seg` (D, H, W). Pretrained
-    weights are found, or downloaded once, here at build (`pretrained.py`).
+    weights are loaded by mmengine in `init_weights` (`pretrained.py`).
 
     Args: as `EncoderDecoder`, and
         hierarchy: the class tree, given to every hierarchical head whose config
@@ -29,10 +29,12 @@ class HierarchicalEncoderDecoder(HierarchicalSegmentorMixin, EncoderDecoder):
                  data_preprocessor: OptConfigType = None, pretrained: Optional[str] = None,
                  init_cfg: OptMultiConfig = None,
                  hierarchy: Union[None, ClassHierarchy, Mapping, str] = None) -> None:
-        check_pretrained_weights(pretrained, backbone)
+        check_timm_weights(pretrained, backbone)  # timm loads its weights while built
+        references = weight_references(pretrained, backbone)
         decode_head = self._fill_hierarchy(decode_head, hierarchy, 'decode_head')
         auxiliary_head = self._fill_hierarchy(auxiliary_head, hierarchy, 'auxiliary_head')
         super().__init__(backbone=backbone, decode_head=decode_head, neck=neck,
                          auxiliary_head=auxiliary_head, train_cfg=train_cfg,
                          test_cfg=test_cfg, data_preprocessor=data_preprocessor,
                          pretrained=pretrained, init_cfg=init_cfg)
+        self.weight_references = references  # read by init_weights

@@ -2,7 +2,7 @@
 import copy
 import inspect
 from collections.abc import Mapping
-from typing import List, Optional, Union
+from typing import List, Optional, Sequence, Union
 
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
@@ -13,6 +13,7 @@ from ...hierarchy import ClassHierarchy, build_hierarchy
 from ...utils import config_class
 from ..decode_heads.hierarchical_head_mixin import HierarchicalHeadMixin, loss_class
 from ..inference import level_predictions
+from .pretrained import named_weight_errors
 
 __all__ = ['HierarchicalSegmentorMixin']
 
@@ -30,9 +31,16 @@ class HierarchicalSegmentorMixin:
       when their config leaves it out: the labels are leaf ids.
     - `postprocess_result` also attaches `pred_level_seg`, a `PixelData` whose data is
       (D, H, W) long, level 0 first, from the resized leaf scores by the head's rule.
+    - `init_weights` (mmengine's; pretrained weights load there) turns a failed
+      download into one error naming the config key (`pretrained.py`).
     """
 
     hierarchy: ClassHierarchy
+    weight_references: Sequence[tuple] = ()  # (config key, weight name), set by the segmentor
+
+    def init_weights(self) -> None:
+        with named_weight_errors(self.weight_references):
+            super().init_weights()
 
     @staticmethod
     def _fill_hierarchy(head_cfgs: Union[None, ConfigType, List[ConfigType]],

@@ -1,33 +1,34 @@
-"""Pretrained backbone weights: found, or fetched once, when the segmentor is built.
+"""Pretrained backbone weights, loaded by mmengine, and one error naming the config key
+when they cannot be had.
 
 mmseg names backbone weights as mmengine checkpoint names (`open-mmlab://resnet101_v1c`,
-https URLs, local paths) and loads them late, in `init_weights` after the data is set
-up, downloading a name on first use into torch's hub cache. Here every name is looked
-at when the model is built: a local file, or a URL already in that cache, is used as it
-is; any other URL is downloaded now, once, into the file mmengine's loader reads later;
-and if that fails (no network) one error names the URL, the config key, the cache file
-and the ways on: a local file (`--cfg-options KEY=/path.pth`) or no weights (`KEY=None`).
+https URLs, local paths) and mmengine loads them in `init_weights` (`init_cfg=dict(
+type='Pretrained', ...)`, `CheckpointLoader`: rank 0 downloads into torch's hub cache,
+the other ranks wait and read it). Building a model touches neither a file nor the
+network. When the weights are loaded, the segmentor's `init_weights` runs inside
+`named_weight_errors`: a missing local file or an unknown zoo name is refused before
+mmengine starts; a download that fails (no network) becomes one error naming the URL,
+the config key, the cache file and the ways on: a local file (`--cfg-options
+KEY=/path.pth`) or no weights (`KEY=None`).
 
-mmseg's `TIMMBackbone` loads timm's own weights while it is built (from the Hugging Face
-Hub or a URL, into their caches); they are looked at the same way.
+One exception, mmseg's and timm's design: `TIMMBackbone` creates its timm model with
+timm's weights inside its constructor (from the Hugging Face Hub or a URL, into their
+caches), so `check_timm_weights` looks at them when the segmentor is built, first.
 """
 import os
 import os.path as osp
 from collections.abc import Mapping
-from typing import List, Optional, Tuple
+from contextlib import contextmanager
+from typing import Iterator, List, Optional, Sequence, Tuple
 from urllib.parse import urlparse
 
 import torch
-from mmengine.dist import barrier, get_dist_info
-from mmengine.logging import print_log
 from mmengine.runner.checkpoint import (get_deprecated_model_names, get_external_models,
                                         get_mmcls_models)
-# The download step of torch.hub.load_state_dict_from_url, which mmengine's
-# `load_from_http` calls: the file lands where that loader looks for it.
-from torch.hub import download_url_to_file
 
 __all__ = ['PretrainedWeightsError', 'check_pretrained_weights', 'cached_weight_file',
-           'timm_import_error', 'weight_url']
+           'check_timm_weights', 'named_weight_errors', 'timm_import_error', 'weight_url',
+           'weight_references']
 
 _URL_PREFIXES = ('http://', 'https://')
 _ZOO_PREFIXES = ('open-mmlab://', 'openmmlab://', 'mmcls://')
@@ -86,41 +87,24 @@ def _check_local(key: str, path: str) -> None:
             f'{key}=/path/to/weights.pth, or {key}=None to train from scratch')
 
 
-def _download(url: str, cache_file: str) -> Optional[Exception]:
-    """Fetch `url` into `cache_file` unless it is there; the error, or None."""
-    if osp.isfile(cache_file):
-        return None
-    print_log(f'Downloading {url} to {cache_file}', logger='current')
-    try:
-        os.makedirs(osp.dirname(cache_file), exist_ok=True)
-        # torch writes to a temporary file and renames it: no half file is left behind
-        download_url_to_file(url, cache_file, progress=os.isatty(0))
-    except Exception as err:  # URLError, HTTPError, timeouts, disk full: the same advice
-        return err
-    return None
+def _download_error(key: str, name: str, url: str, error: BaseException,
+                    ways: Optional[str] = None) -> 'PretrainedWeightsError':
+    what = 'pretrained weights' + ('' if name == url else f' {name!r}')
+    return PretrainedWeightsError(
+        f'{what} (config key {key}) could not be downloaded from {url} to '
+        f'{cached_weight_file(url)} ({type(error).__name__}: {error}). '
+        f'{ways or _ways_on(key)}')
 
 
-def _fetch_url(key: str, name: str, url: str, ways: Optional[str] = None) -> None:
-    """Make sure the file of `url` is in torch's hub cache, or raise one error.
-
-    Ranks as in mmengine's `load_from_http`: rank 0 downloads first, the others wait,
-    then fetch it themselves if their file system does not see rank 0's copy.
-    """
-    cache_file = cached_weight_file(url)
-    rank, world_size = get_dist_info()
-    error = _download(url, cache_file) if rank == 0 else None
-    if world_size > 1:
-        barrier()
-        if rank > 0:
-            error = _download(url, cache_file)
-    if error is not None:
-        what = 'pretrained weights' + ('' if name == url else f' {name!r}')
-        raise PretrainedWeightsError(
-            f'{what} (config key {key}) could not be downloaded from {url} to {cache_file} '
-            f'({type(error).__name__}: {error}). {ways or _ways_on(key)}')
+def _mmengine_home() -> str:
+    # mmengine's rule for the folder its zoo's relative names live in (read, not imported:
+    # mmengine keeps it private)
+    return osp.expanduser(os.getenv('MMENGINE_HOME', osp.join(
+        os.getenv('XDG_CACHE_HOME', '~/.cache'), 'mmengine')))
 
 
-def _check_name(key: str, name: object) -> None:
+def _pending_url(key: str, name: object) -> Optional[str]:
+    """Check one weight name without the network; the URL still to download, if any."""
     if not isinstance(name, str) or not name:
         raise PretrainedWeightsError(
             f'{key} = {name!r} is not a weight file, URL or open-mmlab:// name; set it to '
@@ -129,16 +113,15 @@ def _check_name(key: str, name: object) -> None:
     if url is None:
         if '://' not in name:
             _check_local(key, name)
-        # other schemes (s3://, pavi://, torchvision://...) are left to mmengine
-    elif url.startswith(_URL_PREFIXES):
-        _fetch_url(key, name, url)
-    else:  # a zoo entry that names a file under $MMENGINE_HOME, read as mmengine does
-        from mmengine.runner.checkpoint import _get_mmengine_home
-        _check_local(key, osp.join(_get_mmengine_home(), url))
+        return None  # other schemes (s3://, pavi://, torchvision://...) are mmengine's
+    if not url.startswith(_URL_PREFIXES):  # a zoo entry naming a file under $MMENGINE_HOME
+        _check_local(key, osp.join(_mmengine_home(), url))
+        return None
+    return None if osp.isfile(cached_weight_file(url)) else url
 
 
-def _weight_references(pretrained: Optional[str], backbone: Mapping) -> List[Tuple[str, str]]:
-    """(config key, name) of every mmengine-loaded weight file the model names."""
+def weight_references(pretrained: Optional[str], backbone: Mapping) -> List[Tuple[str, str]]:
+    """(config key, name) of every mmengine-loaded weight file a model config names."""
     refs = []
     if pretrained is not None:
         refs.append(('model.pretrained', pretrained))
@@ -202,10 +185,23 @@ def _check_timm_backbone(pretrained: Optional[str], backbone: Mapping) -> None:
     if hub_id:  # timm prefers the Hub where a model has both
         _fetch_hf(key, model_name, hub_id, getattr(cfg, 'hf_hub_filename', None), ways)
     elif url:
-        _fetch_url(key, model_name, url, ways)  # timm's cache for URLs is torch's too
+        _fetch_url(key, model_name, url, ways)
     else:
         raise PretrainedWeightsError(
             f'{key} = True, but timm names no pretrained weights for {model_name!r}. {ways}')
+
+
+def _fetch_url(key: str, model_name: str, url: str, ways: str) -> None:
+    """timm's weights from a URL, into torch's hub cache where timm reads them."""
+    cache_file = cached_weight_file(url)
+    if osp.isfile(cache_file):
+        return
+    try:
+        os.makedirs(osp.dirname(cache_file), exist_ok=True)
+        # torch writes to a temporary file and renames it: no half file is left behind
+        torch.hub.download_url_to_file(url, cache_file, progress=os.isatty(0))
+    except Exception as err:  # URLError, HTTPError, timeouts, disk full: the same advice
+        raise _download_error(key, model_name, url, err, ways) from None
 
 
 def _fetch_hf(key: str, model_name: str, hub_id: str, filename: Optional[str],
@@ -237,24 +233,59 @@ def _fetch_hf(key: str, model_name: str, hub_id: str, filename: Optional[str],
         f'({type(error).__name__}: {error}). {ways}')
 
 
-def check_pretrained_weights(pretrained: Optional[str], backbone: Mapping) -> None:
-    """Find, or download once, every pretrained weight file the model names.
+def check_pretrained_weights(references: Sequence[Tuple[str, str]]) -> List[Tuple[str, str, str]]:
+    """Check weight names without the network: local files exist, zoo names are known.
 
     Args:
-        pretrained: the segmentor's `pretrained` argument (None: from scratch).
-        backbone: the backbone config (its `pretrained` and `init_cfg`, and for a
-            TIMMBackbone its `pretrained`, `pretrained_cfg_overlay` and
-            `checkpoint_path`, are checked).
+        references: (config key, name) pairs, as `weight_references` gives them.
+
+    Returns:
+        (key, name, URL) of the weights still to download (not in torch's hub cache).
 
     Raises:
-        PretrainedWeightsError: (a FileNotFoundError) a missing local file, an unknown
-            `open-mmlab://` name, or a URL neither cached nor downloadable; the message
-            names the config key, the URL, the cache file, and how to give a local file
-            or train from scratch.
-        ImportError: a TIMMBackbone where timm does not import.
+        PretrainedWeightsError: (a FileNotFoundError) a missing local file or an unknown
+            `open-mmlab://` name; the message names the config key and how to give a
+            local file or train from scratch.
+    """
+    pending = []
+    for key, name in references:
+        url = _pending_url(key, name)
+        if url is not None:
+            pending.append((key, name, url))
+    return pending
+
+
+@contextmanager
+def named_weight_errors(references: Sequence[Tuple[str, str]]) -> Iterator[None]:
+    """Run mmengine's loading of the weights `references` names (the segmentor's
+    `init_weights`); a download that fails becomes one `PretrainedWeightsError`.
+
+    The names are checked first (`check_pretrained_weights`). mmengine's loader then
+    downloads what is not cached (rank 0 first, as its `load_from_http` does); if it
+    raises an OSError (a URLError, an HTTP error, a timeout, a full disk), the first
+    weight file still missing from the cache is named with its key, URL and cache file.
+    """
+    pending = check_pretrained_weights(references)
+    try:
+        yield
+    except OSError as err:
+        if isinstance(err, PretrainedWeightsError):
+            raise
+        for key, name, url in pending:
+            if not osp.isfile(cached_weight_file(url)):
+                raise _download_error(key, name, url, err) from None
+        raise
+
+
+def check_timm_weights(pretrained: Optional[str], backbone: Mapping) -> None:
+    """For a `TIMMBackbone`, whose constructor loads timm's weights: find them, or fetch
+    them once, before it is built; nothing for other backbones.
+
+    Raises:
+        PretrainedWeightsError: a missing local file, or weights neither cached nor
+            downloadable (the message names the key, the source and the ways on).
+        ImportError: timm does not import here.
+        ValueError: `model.pretrained` set for a TIMMBackbone.
     """
     if backbone.get('type') in _TIMM_TYPES:
         _check_timm_backbone(pretrained, backbone)
-        return
-    for key, name in _weight_references(pretrained, backbone):
-        _check_name(key, name)
