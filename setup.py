@@ -4,8 +4,9 @@ from setuptools import find_packages, setup
 # Each pin, with the reason (see docs/environment.md):
 INSTALL_REQUIRES = [
     # An unpinned request would pull a CUDA torch of several GB; `make` installs
-    # torch first and constrains it, a user with a CUDA torch keeps theirs.
-    'torch>=2.0',
+    # torch first and constrains it, a user with a CUDA torch keeps theirs. 2.6: the
+    # non-finite guard's torch.nn.utils.get_total_norm.
+    'torch>=2.6',
     # The versions this plugin is written and tested against.
     'mmengine==0.10.7',
     'mmsegmentation==1.2.2',

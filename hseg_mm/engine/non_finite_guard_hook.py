@@ -24,24 +24,17 @@ def _kind(tensor: Tensor) -> str:
 def all_finite(tensors: Iterable[Tensor]) -> Optional[Tensor]:
     """A 0-d bool tensor: every element of every floating tensor is finite.
 
-    No host sync: the caller reads it (`bool(...)`) once. One fused max-abs
-    reduction per device (`torch._foreach_norm(..., inf)`, what
-    `clip_grad_norm_` uses): max|x| is nan or inf exactly when some element is,
-    and unlike a 2-norm it cannot overflow on large finite values. None when
-    there is no floating tensor.
+    No host sync: the caller reads it (`bool(...)`) once. One max-abs reduction
+    (`torch.nn.utils.get_total_norm(..., inf)`, what `clip_grad_norm_` uses; fused
+    per device where torch has foreach kernels): max|x| is nan or inf exactly when
+    some element is, and unlike a 2-norm it cannot overflow on large finite values.
+    None when there is no floating tensor.
     """
-    by_device: Dict[torch.device, List[Tensor]] = {}
-    for t in tensors:
-        if t is not None and t.is_floating_point() and t.numel() and not t.is_sparse:
-            by_device.setdefault(t.device, []).append(t.detach())
-    flags = []
-    for group in by_device.values():
-        norms = torch._foreach_norm(group, float('inf'))
-        flags.append(torch.isfinite(torch.stack(norms)).all())
-    if not flags:
+    group = [t.detach() for t in tensors
+             if t is not None and t.is_floating_point() and t.numel() and not t.is_sparse]
+    if not group:
         return None
-    first = flags[0]
-    return torch.stack([f.to(first.device) for f in flags]).all() if len(flags) > 1 else first
+    return torch.isfinite(torch.nn.utils.get_total_norm(group, float('inf')))
 
 
 def find_non_finite(named_tensors: Iterable[Tuple[str, Tensor]],
