@@ -11,7 +11,8 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from ..hierarchy import ClassHierarchy, build_hierarchy
-from .labels import LayoutClasses, layout_table, leaf_palette
+from ..palette import leaf_palette
+from .labels import LayoutClasses, layout_table
 from .transforms import LoadCheckedAnnotations
 
 # Config types rewritten into the checked loader (see `_upgrade_loaders`).
@@ -82,7 +83,7 @@ class HierarchicalSegDataset(BaseSegDataset):
             lazy_init, backend_args, ...).
 
     Meta information: `classes` (leaf names by leaf id), `palette` (one RGB per
-    leaf), `hierarchy` (the tree as plain nested dicts of ints, so checkpoints'
+    leaf, the tree's colours: `hseg_mm.palette`), `hierarchy` (the tree as plain nested dicts of ints, so checkpoints'
     `dataset_meta` carry it). Every data info holds `img_path`, `seg_map_path`,
     `layout_to_tree` (entry i = tree leaf id of disk id i), `ignore_index`,
     `label_map=None`, `reduce_zero_label=False`, `seg_fields=[]`.

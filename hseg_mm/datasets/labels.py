@@ -205,12 +205,6 @@ def read_classes_file(path: str) -> List[str]:
     return [names[i] for i in range(len(names))]
 
 
-def leaf_palette(hierarchy: ClassHierarchy) -> List[List[int]]:
-    """One RGB colour per leaf id: the VOC colour map, which the standard layout's
-    palette PNGs use, so a label PNG and a rendered label look the same."""
-    return voc_colormap(hierarchy.num_leaves).tolist()
-
-
 def _present_values(raw: np.ndarray) -> np.ndarray:
     # bincount is several times faster than np.unique on label-sized arrays.
     if raw.size and raw.dtype.kind in 'ui' and raw.min() >= 0 and raw.max() < 1 << 16:

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..structures import sample_level_labels
 from ..hierarchy import ClassHierarchy, build_hierarchy
-from .palette import leaf_palette, level_palettes
+from ..palette import leaf_palette, level_palettes
 
 __all__ = ['HierarchicalSegVisualizer', 'render_level_panel', 'TITLE_H']
 

@@ -102,3 +102,19 @@ def test_dataset_generates_once_and_refuses_other_settings(tmp_path):
     (other / 'x.txt').write_text('mine')
     with pytest.raises(ValueError, match='not empty'):
         build(dict(cfg, data_root=str(other)))
+
+
+def test_dataset_palette_is_the_visualisers(tmp_path):
+    from hseg_mm.hierarchy import ClassHierarchy
+    from hseg_mm.visualization import leaf_palette, level_palettes
+    # 4 levels, shuffled ids, leaves at depths 1, 3 and 4 (the person tree's leaf names)
+    four = dict(background=3, person=dict(
+        upper=dict(head=6, trunk=dict(torso=0), arm=dict(upper_arm=5, lower_arm=1)),
+        lower=dict(leg=dict(upper_leg=2, lower_leg=4))))
+    ds = build(dict(type='SyntheticPeopleDataset', hierarchy=four, data_root=str(tmp_path),
+                    generate=dict(num_train=1, num_val=1, size=(16, 16), seed=0),
+                    split='train', pipeline=pipeline()))
+    tree = ClassHierarchy(four)
+    # leaf id i is drawn in the colour the level panels give it at the deepest level
+    assert ds.metainfo['palette'] == leaf_palette(tree) == level_palettes(tree)[-1].tolist()
+    assert len({tuple(c) for c in ds.metainfo['palette']}) == 7

@@ -1,4 +1,5 @@
-"""Colours of the tree's classes, derived from the tree itself (deterministic).
+"""Colours of the tree's classes, derived from the tree itself (deterministic): the one
+palette of the package (the datasets' `palette` meta, the visualiser's level panels).
 
 Each node owns a band of hues inside its parent's band, so a child's colour is a
 variation of its parent's; a leaf carried down to deeper levels keeps its colour.
@@ -8,7 +9,7 @@ from typing import List
 
 import numpy as np
 
-from ..hierarchy import ClassHierarchy
+from .hierarchy import ClassHierarchy
 
 __all__ = ['node_palette', 'level_palettes', 'leaf_palette']
 
