@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from dataset_helpers import H, W, build, pipeline, write_gray_png, write_palette_png
 
-from hseg_mm.hierarchy import resolve_tree
+from hseg_mm.hierarchy import ClassHierarchy, resolve_tree
+from hseg_mm.palette import leaf_palette
 
 PASCAL_PERSON_PART = dict(resolve_tree('pascal_person_part'))  # the shipped preset
 
@@ -31,7 +32,8 @@ def test_repack_with_ids_beside(standard_root):
     assert len(ds) == 2
     assert ds.metainfo['classes'] == ['background', 'head', 'torso', 'upper_arm', 'lower_arm',
                                       'upper_leg', 'lower_leg']
-    assert ds.metainfo['palette'][1] == [128, 0, 0]  # VOC colour of id 1, as the PNGs
+    # the package's one palette (the tree's colours, as the level panels draw them)
+    assert ds.metainfo['palette'] == leaf_palette(ClassHierarchy(PASCAL_PERSON_PART))
     assert ds.metainfo['hierarchy'] == PASCAL_PERSON_PART
     # palette PNGs are read as their indices, not colours or brightness
     for got, name in zip(labels_of(ds), 'ab'):
