@@ -8,7 +8,8 @@ _base_ = [
     '../_base_/schedules/schedule_30k.py',
 ]
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
-iters = 3000
+# 1,600 iterations: HSSN trains in about 45 minutes on 2 cores (flat in about 36)
+iters = 1600
 model = dict(data_preprocessor=dict(size={{_base_.crop_size}}))
 optim_wrapper = dict(type='OptimWrapper',
                      optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=1e-4))
@@ -18,6 +19,6 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=iters)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000, max_keep_ckpts=1))
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=800, max_keep_ckpts=1))
 env_cfg = dict(cudnn_benchmark=False)
 randomness = dict(seed=0)
