@@ -143,7 +143,7 @@ def load_segmentor(config: str, checkpoint: str, cfg_options: Optional[dict] = N
     """The config's segmentor (its tree injected) with the checkpoint's weights, on CPU,
     in eval mode. No pretrained backbone file is read: the checkpoint holds every weight,
     and every weight must be there (strict), so nothing is exported half initialised."""
-    from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
+    from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
     from mmseg.apis import init_model
     if not osp.isfile(checkpoint):
         raise ConfigError(f'checkpoint not found: {checkpoint}')
@@ -153,11 +153,14 @@ def load_segmentor(config: str, checkpoint: str, cfg_options: Optional[dict] = N
     if not isinstance(model, HierarchicalSegmentorMixin):
         raise ConfigError(f'{config}: model.type {type(model).__name__} is not a hierarchical '
                           'segmentor (e.g. HierarchicalEncoderDecoder)')
-    weights = _load_checkpoint(checkpoint, map_location='cpu')
+    weights = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
     warning = check_checkpoint_tree(weights, model.hierarchy, checkpoint, allow_other_tree)
     if warning:
         print(f'warning: {warning}', file=sys.stderr)
-    _load_checkpoint_to_model(model, weights, strict=True)
+    state = weights.get('state_dict', weights)
+    # keys as a DDP run may have saved them ('module.' first), as mmengine's loader strips
+    load_state_dict(model, {k[len('module.'):] if k.startswith('module.') else k: v
+                            for k, v in state.items()}, strict=True)
     return model.eval()
 
 

@@ -119,8 +119,9 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Path]:
         cfg.merge_from_dict(args.cfg_options)
     hierarchy = hierarchy_from_config(cfg)
     images = sorted({p for spec in args.input for p in collect_images(spec)})
-    from mmengine.runner.checkpoint import _load_checkpoint
-    warning = check_checkpoint_tree(_load_checkpoint(args.checkpoint, map_location='cpu'),
+    from mmengine.runner.checkpoint import CheckpointLoader
+    checkpoint = CheckpointLoader.load_checkpoint(args.checkpoint, map_location='cpu')
+    warning = check_checkpoint_tree(checkpoint,
                                     hierarchy, args.checkpoint, args.allow_other_tree)
     if warning:
         print(f'warning: {warning}', file=sys.stderr)

@@ -76,9 +76,9 @@ def refuse_non_finite_checkpoint(path: str, shown: int = 3) -> None:
     its predictions are meaningless, yet look like a result (an mIoU, consistent)."""
     if not osp.isfile(path):
         return  # a URL or a missing file: the runner's loader reports it
-    from mmengine.runner.checkpoint import _load_checkpoint
+    from mmengine.runner.checkpoint import CheckpointLoader
     from hseg_mm.engine import ConfigError, find_non_finite
-    checkpoint = _load_checkpoint(path, map_location='cpu')
+    checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
     found = find_non_finite(state.items())
     if found:

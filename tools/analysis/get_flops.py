@@ -29,7 +29,6 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
 
 import torch  # noqa: E402
 from mmengine.analysis import get_model_complexity_info  # noqa: E402
-from mmengine.analysis.print_helper import _format_size  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
@@ -37,6 +36,16 @@ from hseg_mm.engine import ConfigError  # noqa: E402
 from hseg_mm.engine.launch import load_config, run_tool, skip_pretrained  # noqa: E402
 
 SPLIT_LINE = '=' * 30
+
+
+def _format_size(n: float) -> str:
+    """A count as mmengine's complexity table writes it: 1234567 -> '1.235M' (3 decimals,
+    trailing zeros dropped; a unit once the count passes a tenth of it)."""
+    for limit, unit, suffix in ((1e14, 1e15, 'P'), (1e11, 1e12, 'T'), (1e8, 1e9, 'G'),
+                                (1e5, 1e6, 'M'), (1e2, 1e3, 'K')):
+        if abs(n) > limit:
+            return f'{n / unit:.3f}'.rstrip('0').rstrip('.') + suffix
+    return str(n)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
