@@ -172,9 +172,7 @@ def stated_hierarchy(cfg: Config) -> Tuple[Any, Optional[str]]:
 
 
 def _takes_tree(registry, cfg: Any) -> bool:
-    if not isinstance(cfg, Mapping):
-        return False
-    cls = config_class(cfg, registry)
+    cls = config_class(cfg, registry)  # None for a non-mapping too
     return cls is not None and TREE_KEY in inspect.signature(cls.__init__).parameters
 
 
