@@ -340,3 +340,20 @@ def test_timm_backbone_under_any_hierarchical_head(head):
         result = model.predict(images, samples)[0]
     assert result.seg_logits.data.shape == (7, 64, 64)
     assert result.pred_level_seg.data.shape == (3, 64, 64)  # background/body, upper/lower, parts
+
+
+def test_distributed_ranks_fetch_first_and_all_fail_together(caches, no_download, monkeypatch):
+    # mmengine's load_from_http: rank 0 downloads while the others wait at a barrier, so a
+    # rank 0 that failed would leave them waiting. Distributed, the file is fetched before
+    # mmengine loads, and rank 0 raises after the barrier like the others (rank 0 of 2 here).
+    from hseg_mm.models.segmentors import pretrained
+    barriers = []
+    monkeypatch.setattr(pretrained, 'get_dist_info', lambda: (0, 2))
+    monkeypatch.setattr(pretrained, 'barrier', lambda: barriers.append(1))
+    url = weight_url('open-mmlab://resnet18_v1c')
+    loaded = []
+    with pytest.raises(FileNotFoundError, match=r"'open-mmlab://resnet18_v1c' \(config key "
+                                                r'model.pretrained\) could not be downloaded'):
+        with pretrained.named_weight_errors([('model.pretrained', 'open-mmlab://resnet18_v1c')]):
+            loaded.append(1)  # mmengine's loading: never reached
+    assert loaded == [] and barriers == [1] and no_download == [url]

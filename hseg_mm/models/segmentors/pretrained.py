@@ -23,6 +23,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 from urllib.parse import urlparse
 
 import torch
+from mmengine.dist import barrier, get_dist_info
 from mmengine.runner.checkpoint import (get_deprecated_model_names, get_external_models,
                                         get_mmcls_models)
 
@@ -191,17 +192,32 @@ def _check_timm_backbone(pretrained: Optional[str], backbone: Mapping) -> None:
             f'{key} = True, but timm names no pretrained weights for {model_name!r}. {ways}')
 
 
-def _fetch_url(key: str, model_name: str, url: str, ways: str) -> None:
-    """timm's weights from a URL, into torch's hub cache where timm reads them."""
-    cache_file = cached_weight_file(url)
+def _download(url: str, cache_file: str) -> Optional[Exception]:
+    """Fetch `url` into `cache_file` unless it is there; the error, or None."""
     if osp.isfile(cache_file):
-        return
+        return None
     try:
         os.makedirs(osp.dirname(cache_file), exist_ok=True)
         # torch writes to a temporary file and renames it: no half file is left behind
         torch.hub.download_url_to_file(url, cache_file, progress=os.isatty(0))
     except Exception as err:  # URLError, HTTPError, timeouts, disk full: the same advice
-        raise _download_error(key, model_name, url, err, ways) from None
+        return err
+    return None
+
+
+def _fetch_url(key: str, name: str, url: str, ways: Optional[str] = None) -> None:
+    """Make sure the file of `url` is in torch's hub cache, or raise one error on every
+    rank: rank 0 downloads first, the others after a barrier (reading rank 0's file where
+    they share its file system), so no rank waits for one that stopped."""
+    cache_file = cached_weight_file(url)
+    rank, world_size = get_dist_info()
+    error = _download(url, cache_file) if rank == 0 else None
+    if world_size > 1:
+        barrier()
+        if rank > 0:
+            error = _download(url, cache_file)
+    if error is not None:
+        raise _download_error(key, name, url, error, ways)
 
 
 def _fetch_hf(key: str, model_name: str, hub_id: str, filename: Optional[str],
@@ -264,8 +280,13 @@ def named_weight_errors(references: Sequence[Tuple[str, str]]) -> Iterator[None]
     downloads what is not cached (rank 0 first, as its `load_from_http` does); if it
     raises an OSError (a URLError, an HTTP error, a timeout, a full disk), the first
     weight file still missing from the cache is named with its key, URL and cache file.
+    Distributed, the files are fetched first (`_fetch_url`): mmengine's other ranks wait
+    at a barrier that a rank 0 whose download failed would never reach.
     """
     pending = check_pretrained_weights(references)
+    if get_dist_info()[1] > 1:
+        for key, name, url in pending:
+            _fetch_url(key, name, url)
     try:
         yield
     except OSError as err:
