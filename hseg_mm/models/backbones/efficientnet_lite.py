@@ -119,6 +119,8 @@ class EfficientNetLite(BaseModule):
                                      drop_connect_rate=drop_path_rate)
         self._conv_stem, self._bn0, self._blocks = net._conv_stem, net._bn0, net._blocks
         self.act = net._swish  # ReLU6 for every Lite arch
+        if any(b.has_se for b in self._blocks):  # _block_forward has no SE branch
+            raise ValueError(f'EfficientNetLite: {arch} has squeeze-excitation blocks')
         self.drop_path_rate = drop_path_rate
         strides = [b._block_args.stride for b in self._blocks]
         strides = [s[0] if isinstance(s, (list, tuple)) else s for s in strides]
@@ -157,10 +159,38 @@ class EfficientNetLite(BaseModule):
         last = max(ends)
         for idx, block in enumerate(self._blocks[:last + 1]):
             # the library's schedule: rate grows linearly with the block index
-            x = block(x, drop_connect_rate=self.drop_path_rate * idx / len(self._blocks))
+            x = self._block_forward(block, x, self.drop_path_rate * idx / len(self._blocks))
             if idx in ends:
                 outs.append(x)
         return tuple(outs)
+
+    def _block_forward(self, block: nn.Module, x: Tensor, drop_connect_rate: float) -> Tensor:
+        """The library's `MBConvBlock.forward` (Lite: no squeeze-excitation), with the
+        depthwise convolution in float32 under CPU autocast.
+
+        oneDNN's bfloat16 depthwise convolutions are slow to differentiate (a 2-core
+        EPYC, batch 8: 144 channels, 5x5, at 80x80, 70 ms backward in bfloat16 against
+        13 ms in float32), while the dense convolutions halve; so under `--amp` on a CPU
+        these alone stay float32. Elsewhere (float32, CUDA) this is the library's forward.
+        """
+        from efficientnet_lite_pytorch.utils import drop_connect
+        args = block._block_args
+        inputs = x
+        if args.expand_ratio != 1:
+            x = block._swish(block._bn0(block._expand_conv(x)))
+        if x.device.type == 'cpu' and torch.is_autocast_enabled('cpu'):
+            with torch.autocast('cpu', enabled=False):
+                x = block._depthwise_conv(x.float())
+        else:
+            x = block._depthwise_conv(x)
+        x = block._swish(block._bn1(x))
+        x = block._bn2(block._project_conv(x))
+        # the library's test, as it is: a stage's first block holds its stride as a list
+        if block.id_skip and args.stride == 1 and args.input_filters == args.output_filters:
+            if drop_connect_rate:
+                x = drop_connect(x, p=drop_connect_rate, training=self.training)
+            x = x + inputs
+        return x
 
     def train(self, mode: bool = True) -> 'EfficientNetLite':
         super().train(mode)
