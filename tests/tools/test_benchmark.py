@@ -90,3 +90,20 @@ def test_flat_twin_needs_a_hierarchical_head():
         assert 'no hierarchical decode head to make flat; give --flat' in str(err)
     else:
         raise AssertionError('a config without a hierarchical head was accepted')
+
+
+def test_precision_picks_the_optim_wrapper():
+    """'config' keeps the config's wrapper, 'float32' and 'amp' override it; on a CPU mixed
+    precision is CPUAmpOptimWrapper (mmengine's AmpOptimWrapper refuses a CPU)."""
+    bench = _load()
+    cfg = bench.model_config(osp.join(ROOT, 'configs', 'demo_cpu.py'))
+    cpu = torch.device('cpu')
+    assert cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper'
+    names = {p: type(bench.build(cfg, (32, 32), cpu, p)[1]).__name__
+             for p in ('config', 'float32', 'amp')}
+    assert names == {'config': 'OptimWrapper', 'float32': 'OptimWrapper',
+                     'amp': 'CPUAmpOptimWrapper'}
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'  # a GPU recipe's, read on a CPU
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+    assert type(bench.build(cfg, (32, 32), cpu)[1]).__name__ == 'CPUAmpOptimWrapper'
+    assert type(bench.build(cfg, (32, 32), cpu, 'float32')[1]).__name__ == 'OptimWrapper'

@@ -20,6 +20,8 @@ flat configs (configs/flat_demo_cpu.py): every hierarchical decode head gets
 `--modes head` times the decode head alone on fixed backbone features (forward, losses,
 backward) for the flat twin, the hierarchical head, and the hierarchical head with each of
 its losses alone: where the hierarchy's share of a step goes.
+Training steps run in the configs' precision (`--precision float32` or `amp` to
+override: on a CPU `amp` is bfloat16 autocast, `CPUAmpOptimWrapper`).
 `--cfg-options` changes both configs alike (before the twin is derived), e.g.
 `model.decode_head.loss_resolution=logits`.
 """
@@ -61,6 +63,9 @@ def parse_args() -> argparse.Namespace:
                         help="'head': the decode head alone, with each loss alone too")
     parser.add_argument('--profile', action='store_true',
                         help='also profile one training step of each model')
+    parser.add_argument('--precision', choices=['config', 'float32', 'amp'], default='config',
+                        help="training steps' precision: the configs' optim_wrapper "
+                        "(default), float32, or mixed (bfloat16 autocast on a CPU)")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of both configs, key=value')
@@ -97,8 +102,16 @@ def flat_twin(cfg: Config) -> Config:
     return twin
 
 
-def build(cfg: Config, shape: Tuple[int, int], device: torch.device):
-    """(model, optim_wrapper) of a config, random init, BN in place of SyncBN."""
+AMP_WRAPPERS = ('AmpOptimWrapper', 'CPUAmpOptimWrapper')
+
+
+def build(cfg: Config, shape: Tuple[int, int], device: torch.device,
+          precision: str = 'config'):
+    """(model, optim_wrapper) of a config, random init, BN in place of SyncBN.
+
+    precision: 'config' keeps the config's optim_wrapper type, 'float32' makes it a
+    plain `OptimWrapper`, 'amp' a mixed-precision one for `device` (as `--amp` does).
+    """
     from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
@@ -109,9 +122,17 @@ def build(cfg: Config, shape: Tuple[int, int], device: torch.device):
         model_cfg.data_preprocessor.size = shape
     model = revert_sync_batchnorm(MODELS.build(model_cfg)).to(device)
     optim_cfg = copy.deepcopy(cfg.optim_wrapper)
-    if optim_cfg.get('type') == 'AmpOptimWrapper':
-        optim_cfg['type'] = 'OptimWrapper'  # float32 for both; --amp is another question
+    mixed = (optim_cfg.get('type') in AMP_WRAPPERS if precision == 'config'
+             else precision == 'amp')
+    wanted = ('OptimWrapper' if not mixed
+              else 'AmpOptimWrapper' if device.type == 'cuda'  # float16, as train.py --amp
+              else 'CPUAmpOptimWrapper')  # mmengine's AmpOptimWrapper refuses a CPU
+    if optim_cfg.get('type') != wanted:  # the other wrapper's own arguments go
         optim_cfg.pop('loss_scale', None)
+        optim_cfg.pop('dtype', None)
+        optim_cfg['type'] = wanted
+        if wanted == 'AmpOptimWrapper':
+            optim_cfg['loss_scale'] = 'dynamic'
     return model, build_optim_wrapper(model, optim_cfg)
 
 
@@ -241,7 +262,8 @@ def main() -> None:
     flat_cfg = model_config(args.flat, args.cfg_options) if args.flat else flat_twin(cfg)
     shape = tuple(args.shape or cfg.get('crop_size') or (512, 512))
     torch.manual_seed(args.seed)
-    models = {'hierarchical': build(cfg, shape, device), 'flat': build(flat_cfg, shape, device)}
+    models = {'hierarchical': build(cfg, shape, device, args.precision),
+              'flat': build(flat_cfg, shape, device, args.precision)}
     tree = models['hierarchical'][0].hierarchy
     generator = torch.Generator().manual_seed(args.seed)
     data = make_batch(args.batch, shape, tree.num_leaves, tree.ignore_index, generator)
@@ -249,7 +271,9 @@ def main() -> None:
     print(f'machine: {describe_machine(device)}'
           + (', glibc keeps freed memory' if kept else ''))
     print(f'{args.config} vs {args.flat or "its flat twin (derived)"}: batch {args.batch}, '
-          f'{shape[0]}x{shape[1]}, {args.repeats} rounds after {args.warmup} warm-up'
+          f'{shape[0]}x{shape[1]}, {args.repeats} rounds after {args.warmup} warm-up, '
+          f'training in {type(models["hierarchical"][1]).__name__} / '
+          f'{type(models["flat"][1]).__name__}'
           + (f', options {args.cfg_options}' if args.cfg_options else ''))
     for mode in args.modes:
         if mode == 'head':
