@@ -123,9 +123,9 @@ def test_losses_get_float32_logits_with_autocast_off(demo):
     samples = seg_batch(demo[1], labels)['data_samples']
     # what the head's forward hands over under autocast: bf16 logits and embedding
     logits = torch.randn(2, head.hierarchy.num_nodes, 16, 16).bfloat16()
-    head._embedding = torch.nn.functional.normalize(torch.randn(2, 64, 16, 16), dim=1).bfloat16()
+    embedding = torch.nn.functional.normalize(torch.randn(2, 64, 16, 16), dim=1).bfloat16()
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        losses = head.loss_by_feat(logits, samples)
+        losses = head.loss_by_feat(logits, samples, embedding)
     assert seen == [(torch.float32, torch.float32, False)] * len(head.loss_decode)
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
 

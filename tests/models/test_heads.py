@@ -122,7 +122,26 @@ def test_head_loss_keys_and_embedding(name, person_tree):
     assert emb.shape[:2] == (2, 256) and emb.shape[2:] in ((8, 8), (16, 16))
     every_pixel = emb.gather(torch.arange(emb.shape.numel() // 256))  # (N*h*w, 256)
     torch.testing.assert_close(every_pixel.norm(dim=1), torch.ones(len(every_pixel)))
-    assert head._embedding is None  # dropped after the loss
+    # nothing of the step is kept on the module (no hidden state between calls)
+    assert not [k for k, v in vars(head).items() if isinstance(v, (torch.Tensor, SampledEmbedding))]
+
+
+@pytest.mark.parametrize('name', list(HEADS))
+def test_forward_is_the_mmseg_heads_forward(name, person_tree):
+    """The hierarchical head's forward (`cls_seg(_forward_feature(...))`) gives what the
+    mmseg head's own forward gives on the same module, so trained models predict alike;
+    and `loss` scores the same logits as the forward (in eval mode: BN on running
+    statistics, so two passes agree)."""
+    head = build_head(name, person_tree).eval()
+    mmseg_head = [c for c in type(head).__mro__[1:] if 'forward' in vars(c)
+                  and c.__module__.startswith('mmseg') or c.__name__ == 'UNetHead'][0]
+    args = head_args(head, feats())
+    with torch.no_grad():
+        torch.testing.assert_close(head(*args), mmseg_head.forward(head, *args), rtol=0, atol=0)
+        seen = []
+        head.loss_by_feat = lambda logits, samples, embedding: seen.append(logits) or {}
+        head.loss(*args, samples(random_labels(person_tree)), None)
+        torch.testing.assert_close(seen[0], head(*args), rtol=0, atol=0)
 
 
 def test_embedding_only_in_loss_and_when_needed(person_tree):
@@ -421,3 +440,31 @@ def test_mmseg_tta_and_iou_metric_work_unchanged(person_tree):
         s.pred_sem_seg = PixelData(data=torch.where(label == 255, 0, label)[None])
     metric.process([], [s.to_dict() for s in plain])
     assert metric.compute_metrics(metric.results)['mIoU'] == 100.0
+
+
+def test_a_new_head_as_docs_extending_shows(person_tree):
+    """docs/extending.md's example (a SegFormer head made hierarchical by writing its
+    `_forward_feature`) runs as written; without `_forward_feature` a head is refused."""
+    import os.path as osp
+    import re
+    from mmseg.models.decode_heads import SegformerHead
+    from hseg_mm.models.decode_heads import HierarchicalHeadMixin
+    doc = osp.join(osp.dirname(__file__), '..', '..', 'docs', 'extending.md')
+    with open(doc) as f:
+        code = re.search(r'# my_project/parts\.py\nimport torch\n(.*?)```', f.read(), re.S)[1]
+    namespace = {'torch': torch}
+    exec(code.replace('@MODELS.register_module()\n', ''), namespace)  # not registered twice
+    cfg = dict(in_channels=[8, 8, 8, 16], in_index=[0, 1, 2, 3], channels=16,
+               hierarchy=person_tree, loss_decode=HSSN_LOSSES)
+    head = namespace['HierarchicalSegformerHead'](**cfg).eval()
+    x = feats()
+    with torch.no_grad():
+        assert head(x).shape == (2, person_tree.num_nodes, 16, 16)
+        torch.testing.assert_close(head(x), SegformerHead.forward(head, x), rtol=0, atol=0)
+
+    class HierarchicalSegformerHeadAsIs(HierarchicalHeadMixin, SegformerHead):
+        pass
+
+    with pytest.raises(TypeError, match='HierarchicalSegformerHeadAsIs: the head needs '
+                                        '`_forward_feature'):
+        HierarchicalSegformerHeadAsIs(**cfg)

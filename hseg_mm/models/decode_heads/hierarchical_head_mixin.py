@@ -1,13 +1,16 @@
 """What turns any mmseg decode head into a hierarchical one.
 
 Mixed in before an mmseg head class (``class HierarchicalFCNHead(HierarchicalHeadMixin,
-FCNHead)``), it changes four things and leaves the head's forward alone:
+FCNHead)``), it changes four things:
 
 - the classifier scores every tree node: ``num_classes = hierarchy.num_nodes``, channel
   order ``hierarchy.node_names``;
-- a projection embedding (the HSSN tree-triplet loss needs one) is tapped from the
-  feature that enters ``cls_seg``: every mmseg head funnels its last feature through it.
-  It is built only if a loss takes an `embedding`, and computed only inside ``loss``;
+- the head's forward is split where mmseg's heads split it: ``_forward_feature``
+  (the head's last feature: mmseg's own for ASPP, FCN, UPerNet, written in each
+  hierarchical head for the others), then ``cls_seg``. ``loss`` runs the feature once
+  and hands it to both ``cls_seg`` and, where a loss takes one (the HSSN tree-triplet
+  loss), the projection embedding (``embed``); nothing is kept on the module between
+  calls;
 - ``loss_by_feat`` gives every loss the node logits, the leaf labels and the embedding;
 - ``predict_by_feat`` returns LEAF scores (N, L, H, W) by the inference rule, so mmseg's
   whole/slide inference, TTA and IoUMetric work on them unchanged.
@@ -146,8 +149,10 @@ class HierarchicalHeadMixin:
             ConvModule(self.channels, self.channels, 1, conv_cfg=self.conv_cfg,
                        norm_cfg=self.norm_cfg, act_cfg=self.act_cfg),
             nn.Conv2d(self.channels, embedding_channels, 1)) if needs else None
-        self._capture_embedding = False
-        self._embedding: Union[None, Tensor, SampledEmbedding] = None
+        if not callable(getattr(self, '_forward_feature', None)):
+            raise TypeError(f'{name}: the head needs `_forward_feature(inputs)` (its last '
+                            'feature, before cls_seg), as mmseg\'s ASPP, FCN and UPerNet '
+                            'heads have; define it in the hierarchical head')
         self.classifier = self._build_classifier(classifier, tree, name)
         if self.classifier is not None:
             # mmseg's `cls_seg` keeps its dropout and calls an identity; its init_cfg
@@ -194,28 +199,33 @@ class HierarchicalHeadMixin:
         return out
 
     # ---------------------------------------------------------------- forward
-    def cls_seg(self, feat: Tensor) -> Tensor:
-        """Node logits (N, V, h, w) from the head's last feature (N, channels, h, w).
+    def forward(self, inputs: List[Tensor], *prev_output: Tensor) -> Tensor:
+        """Node logits (N, V, h, w); a cascade head (OCR) also takes `prev_output`."""
+        return self.cls_seg(self._forward_feature(inputs, *prev_output))
 
-        While `loss` runs (and only then: never in `forward` or `predict`), also keeps
-        the L2-normalised embedding (N, E, h, w) for the losses.
-        """
-        if self._capture_embedding:
-            if self.projection_pixels == 'sampled':
-                self._embedding = SampledEmbedding(feat, self.projection,
-                                                   self.embedding_channels)
-            elif full_statistics_supported(self.projection):
-                # Every pixel's embedding as far as the losses can tell (the batch norm
-                # normalised by every pixel, through the feature's moments), but only
-                # the sampled pixels projected: README "Speed".
-                self._embedding = SampledEmbedding(feat, self.projection,
-                                                   self.embedding_channels, statistics='all')
-            else:  # SyncBN, other norms, BN on running statistics: project every pixel
-                self._embedding = F.normalize(self.projection(feat), p=2, dim=1)
+    def cls_seg(self, feat: Tensor) -> Tensor:
+        """Node logits (N, V, h, w) from the head's last feature (N, channels, h, w)."""
         if self.classifier is None:
             return super().cls_seg(feat)
         # mmseg's cls_seg with conv_seg an identity: the head's dropout, then the leaves.
         return self._node_logits(self.classifier(super().cls_seg(feat)))
+
+    def embed(self, feat: Tensor) -> Union[Tensor, SampledEmbedding]:
+        """The L2-normalised projection embedding (N, E, h, w) of the last feature.
+
+        In training with a single-process BN only the pixels a loss samples are
+        projected (`SampledEmbedding`: README "Speed"); otherwise every pixel.
+        """
+        if self.projection_pixels == 'sampled':
+            return SampledEmbedding(feat, self.projection, self.embedding_channels)
+        if full_statistics_supported(self.projection):
+            # Every pixel's embedding as far as the losses can tell (the batch norm
+            # normalised by every pixel, through the feature's moments), but only the
+            # sampled pixels projected.
+            return SampledEmbedding(feat, self.projection, self.embedding_channels,
+                                    statistics='all')
+        # SyncBN, other norms, BN on running statistics: project every pixel
+        return F.normalize(self.projection(feat), p=2, dim=1)
 
     def _node_logits(self, leaf_logits: Tensor) -> Tensor:
         """Node logits (N, V, h, w) from leaf logits (N, L, h, w), channel l = label id l.
@@ -240,22 +250,28 @@ class HierarchicalHeadMixin:
         return torch.cat(channels, dim=1)
 
     def loss(self, *args: Any, **kwargs: Any) -> Dict[str, Tensor]:
-        """mmseg's `loss` (single or cascade signature), with the embedding captured."""
-        self._capture_embedding = self.projection is not None
-        try:
-            return super().loss(*args, **kwargs)
-        finally:
-            self._capture_embedding = False
-            self._embedding = None
+        """mmseg's `loss`, with its signature: `(inputs, batch_data_samples, train_cfg)`,
+        or for a cascade head `(inputs, prev_output, batch_data_samples, train_cfg)`.
+
+        The feature is computed once, for the node logits and the embedding.
+        """
+        given = inspect.signature(super().loss).bind(*args, **kwargs).arguments
+        extra = (given['prev_output'], ) if 'prev_output' in given else ()
+        feat = self._forward_feature(given['inputs'], *extra)
+        embedding = self.embed(feat) if self.projection is not None else None
+        return self.loss_by_feat(self.cls_seg(feat), given['batch_data_samples'], embedding)
 
     # ------------------------------------------------------------------ loss
-    def loss_by_feat(self, seg_logits: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
+    def loss_by_feat(self, seg_logits: Tensor, batch_data_samples: SampleList,
+                     embedding: Union[None, Tensor, SampledEmbedding] = None
+                     ) -> Dict[str, Tensor]:
         """Every loss of `loss_decode` on the node logits, plus leaf accuracy.
 
         Args:
             seg_logits: node logits (N, V, h, w), resized here to the label size (or
                 the labels to (h, w): `loss_resolution`).
             batch_data_samples: carry `gt_sem_seg` (1, H, W) leaf ids.
+            embedding: from `embed` (N, E, h, w), for the losses that take one.
 
         Returns:
             {loss_name: loss} (same names summed, as mmseg does) and 'acc_seg',
@@ -265,7 +281,6 @@ class HierarchicalHeadMixin:
         # Under --amp the logits and embedding come out of autocast in bfloat16/float16:
         # the losses get float32 and run with autocast off, so every op of every loss
         # (a matmul too) reduces in float32.
-        embedding = self._embedding
         if isinstance(embedding, Tensor):
             embedding = embedding.float()
         with torch.autocast(device_type=seg_logits.device.type, enabled=False):

@@ -1,5 +1,8 @@
+from typing import List
+
 from mmseg.models.decode_heads import OCRHead
 from mmseg.registry import MODELS
+from torch import Tensor
 
 from .hierarchical_head_mixin import HierarchicalHeadMixin
 
@@ -18,3 +21,11 @@ class HierarchicalOCRHead(HierarchicalHeadMixin, OCRHead):
     Args: see `HierarchicalHeadMixin` (hierarchy, inference, embedding_channels) and
     `OCRHead`.
     """
+
+    def _forward_feature(self, inputs: List[Tensor], prev_output: Tensor) -> Tensor:
+        """`OCRHead.forward` up to `cls_seg` (N, channels, h, w): the pixel feature,
+        each node's soft region (`prev_output`, (N, V, h, w)) gathered into a context,
+        and the object-contextual feature."""
+        feats = self.bottleneck(self._transform_inputs(inputs))
+        context = self.spatial_gather_module(feats, prev_output)
+        return self.object_context_block(feats, context)

@@ -78,10 +78,14 @@ class UNetHead(BaseDecodeHead):
             self.conv_seg = nn.Conv2d(self.channels, self.out_channels, cls_kernel_size,
                                       padding=cls_kernel_size // 2)
 
-    def forward(self, inputs: List[Tensor]) -> Tensor:
+    def _forward_feature(self, inputs: List[Tensor]) -> Tensor:
+        """The last decoder block's output (N, decoder_channels[-1], H', W')."""
         feats = self._transform_inputs(inputs)
         skips = feats[:-1][::-1]
         x = feats[-1]
         for k, block in enumerate(self.blocks):
             x = block(x, skips[k] if k < len(skips) else None)
-        return self.cls_seg(x)
+        return x
+
+    def forward(self, inputs: List[Tensor]) -> Tensor:
+        return self.cls_seg(self._forward_feature(inputs))
