@@ -105,25 +105,31 @@ def test_source_config_path_names_the_forms_that_work(trained):
 
 @pytest.mark.parametrize('path', CONFIGS)
 def test_test_pipelines_suit_mmseg_inference(path):
-    # inference_model reads `test_pipeline`, MMSegInferencer the test dataset's; both drop
-    # only a transform named exactly 'LoadAnnotations' (any other loader would ask for a
-    # label file) and the inferencer swaps in its loader for 'LoadImageFromFile'
+    # inference_model reads `test_pipeline`, MMSegInferencer the test dataset's; the
+    # inferencer swaps in its loader for the transform named 'LoadImageFromFile', and both
+    # keep a checked label loader (only 'LoadAnnotations' is dropped), which passes an
+    # image without a label through
     cfg = Config.fromfile(osp.join(ROOT, path))
     for key, pipeline in (('test_pipeline', cfg.test_pipeline),
                           ('test_dataloader.dataset.pipeline',
                            cfg.test_dataloader.dataset.pipeline)):
         types = [t['type'] for t in pipeline]
         assert types[0] == 'LoadImageFromFile', (key, types)
-        assert [t for t in types if 'Annotation' in t] == ['LoadAnnotations'], (key, types)
+        assert [t for t in types if 'Annotation' in t] in (
+            ['LoadCheckedAnnotations'], ['LoadNpyAnnotations']), (key, types)
 
 
-def test_a_checked_loader_named_in_the_test_pipeline_says_what_to_write(trained):
+def test_the_checked_loader_passes_through_in_inference(trained):
     _, checkpoint, images = trained
     cfg = load_config(osp.join(ROOT, SOURCE), check_data=False)
-    cfg.test_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadCheckedAnnotations'),
-                         dict(type='PackSegInputs')]
-    with pytest.raises(KeyError, match=r"no `seg_map_path`.*dict\(type='LoadAnnotations'\)"):
-        predict(cfg, checkpoint, images[0])
+    assert [t.type for t in cfg.test_pipeline if 'Annotation' in t.type] == \
+        ['LoadCheckedAnnotations']
+    kept = predict(cfg, checkpoint, images[0])
+    cfg.test_pipeline = [t for t in cfg.test_pipeline if 'Annotation' not in t.type]
+    dropped = predict(cfg, checkpoint, images[0])
+    # no label is read or invented: the same prediction, and no ground truth
+    assert kept.seg_logits.data.equal(dropped.seg_logits.data)
+    assert 'gt_sem_seg' not in kept
 
 
 def test_inferencer_renders_every_level_and_returns_samples(trained, tmp_path):

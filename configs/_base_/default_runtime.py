@@ -10,15 +10,23 @@ env_cfg = dict(
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 # The config's top-level `hierarchy` is the one tree of the run: HierarchicalRunner hands it
 # to the model, datasets, metrics and visualizer before building them (none states its
-# own), checks they agree before the first iteration, saves it in every checkpoint and
-# refuses a checkpoint of another tree unless `allow_other_tree = True`
-# (`--allow-other-tree`). Build the runner with RUNNERS.build(cfg), as the tools do.
+# own). Build the runner with RUNNERS.build(cfg), as the tools do.
 runner_type = 'HierarchicalRunner'
+# hseg-mm's hooks, registered by HierarchicalRunner beside mmengine's `default_hooks`; a
+# dict, so a child config changes one entry, or turns it off with None:
+# - hierarchy_check: the built parts hold one tree (checked before the first iteration),
+#   every checkpoint carries it, a checkpoint of another tree is refused unless
+#   `allow_other_tree = True` (`--allow-other-tree`);
+# - random_state: every rank's random states saved in the checkpoints and restored on
+#   --resume, so a resumed run ends in the weights of an uninterrupted one;
+# - non_finite_guard: stops training at the first non-finite loss term, gradient or
+#   weight, naming the iteration and the term, so no NaN model is ever saved
+#   (action='skip' skips up to max_skips bad steps in a row first).
+hierarchical_hooks = dict(
+    hierarchy_check=dict(type='HierarchyCheckHook'),
+    random_state=dict(type='RandomStateHook'),
+    non_finite_guard=dict(type='NonFiniteGuardHook', action='stop', max_skips=10))
 allow_other_tree = False
-# The runner also stops training at the first non-finite loss term, gradient or weight,
-# naming the iteration and the term, so no NaN model is ever saved (action='skip' skips up
-# to max_skips bad steps in a row first; None turns the guard off).
-non_finite_guard = dict(action='stop', max_skips=10)
 # Draws the input beside every level's ground truth and prediction.
 visualizer = dict(
     type='HierarchicalSegVisualizer', vis_backends=vis_backends, name='visualizer')

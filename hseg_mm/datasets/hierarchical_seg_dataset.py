@@ -1,24 +1,17 @@
 import copy
 import inspect
-import logging
 import os.path as osp
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import mmengine.fileio as fileio
 from mmcv.transforms import LoadAnnotations
-from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from ..hierarchy import ClassHierarchy, build_hierarchy
 from ..palette import leaf_palette
 from .labels import LayoutClasses, layout_table
-from .transforms import LoadCheckedAnnotations
-
-# Config types rewritten into the checked loader (see `_upgrade_loaders`).
-_PLAIN_LOADERS = ('LoadAnnotations', 'mmseg.LoadAnnotations')
-# ... and image loaders, into one whose errors name the file (`LoadCheckedImageFromFile`).
-_PLAIN_IMAGE_LOADERS = ('LoadImageFromFile', 'mmseg.LoadImageFromFile')
+from .transforms import LoadCheckedAnnotations, LoadNpyAnnotations
 
 
 @DATASETS.register_module()
@@ -38,13 +31,9 @@ class HierarchicalSegDataset(BaseSegDataset):
     mapped and checked at load time by `LoadCheckedAnnotations` (or
     `LoadNpyAnnotations` for `.npy`): an unreadable file, an id outside the
     layout, a colour label or a label of another size than its image raises an
-    error naming the file; nothing is trained on as background. A plain
-    `dict(type='LoadAnnotations')` in the pipeline is read as that loader (and
-    logged); a built mmseg `LoadAnnotations` would skip the checks and is refused.
-    Configs keep that plain name: only the dataset's own copy of the pipeline is
-    rewritten, so mmseg's `inference_model` and `MMSegInferencer`, which drop the
-    transform named exactly 'LoadAnnotations' for an image without a label, still
-    find it in the config.
+    error naming the file; nothing is trained on as background. The pipeline
+    names that loader; mmseg's `LoadAnnotations` (which would skip the checks), or
+    the loader of the other file type, is refused when the dataset is built.
 
     Example::
 
@@ -54,7 +43,8 @@ class HierarchicalSegDataset(BaseSegDataset):
             hierarchy=dict(sky=0, ground=dict(road=1, grass=2), thing=dict(car=3, person=4)),
             layout_classes={0: 'road', 1: 'grass', 7: 'car', 11: 'person', 12: 'sky',
                             255: None},
-            pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'), ...])
+            pipeline=[dict(type='LoadCheckedImageFromFile'),
+                      dict(type='LoadCheckedAnnotations'), ...])
 
     Args:
         hierarchy: the class tree (a nested mapping whose leaves are label ids,
@@ -119,12 +109,11 @@ class HierarchicalSegDataset(BaseSegDataset):
         self.layout_classes = layout_classes
         self.aliases = aliases
         metainfo = self._tree_metainfo(metainfo)
-        pipeline = self._upgrade_loaders(pipeline, seg_map_suffix)
         super().__init__(ann_file=ann_file, img_suffix=img_suffix,
                          seg_map_suffix=seg_map_suffix, metainfo=metainfo,
                          data_prefix=copy.copy(data_prefix), pipeline=pipeline,
                          ignore_index=ignore_index, reduce_zero_label=False, **kwargs)
-        self._refuse_unchecked_loading()
+        self._refuse_unchecked_loading(seg_map_suffix)
 
     # ------------------------------------------------------------- metainfo
     def _tree_metainfo(self, metainfo: Optional[dict]) -> dict:
@@ -145,59 +134,31 @@ class HierarchicalSegDataset(BaseSegDataset):
         return metainfo
 
     # ------------------------------------------------------------- pipeline
-    def _upgrade_loaders(self, pipeline: Sequence[Union[dict, Callable]],
-                         seg_map_suffix: str) -> List[Union[dict, Callable]]:
-        """The pipeline with every `dict(type='LoadAnnotations')` (also inside
-        `transforms` of TestTimeAug and other wrappers) replaced by the checked
-        loader; the config's own dicts are left untouched."""
-        loader = 'LoadNpyAnnotations' if seg_map_suffix.endswith('.npy') \
-            else 'LoadCheckedAnnotations'
-        upgraded: List[str] = []
-
-        def rewrite(item: Any) -> Any:
-            if isinstance(item, (list, tuple)):
-                return [rewrite(x) for x in item]
-            if not isinstance(item, Mapping):
-                return item
-            if item.get('type') in _PLAIN_IMAGE_LOADERS:
-                return dict(item, type='LoadCheckedImageFromFile')
-            if item.get('type') in _PLAIN_LOADERS:
-                args = {k: v for k, v in item.items() if k != 'type'}
-                if args.pop('reduce_zero_label', None):
-                    raise ValueError(
-                        f'{type(self).__name__}: LoadAnnotations(reduce_zero_label=True) is '
-                        'not supported; give the tree a background leaf instead')
-                # our loader reads label images with PIL, as stored; nothing is lost
-                args.pop('imdecode_backend', None)
-                upgraded.append(item['type'])
-                return dict(type=loader, **args)
-            if 'transforms' in item:
-                return dict(item, transforms=rewrite(item['transforms']))
-            return item
-
-        out = rewrite(list(pipeline or []))
-        if upgraded:
-            print_log(f"{type(self).__name__}: dict(type='LoadAnnotations') in the pipeline "
-                      f'({len(upgraded)}x) is read as {loader}, which maps the label ids on '
-                      'disk onto the tree and rejects, naming the file, out-of-tree, '
-                      'grey-palette, colour and wrongly sized labels', logger='current',
-                      level=logging.INFO)
-        return out
-
-    def _refuse_unchecked_loading(self) -> None:
+    def _refuse_unchecked_loading(self, seg_map_suffix: str) -> None:
+        """Every label loader of the built pipeline checks labels and reads this
+        dataset's file type (`.npy`: `LoadNpyAnnotations`; images:
+        `LoadCheckedAnnotations`); anything else is refused, naming the fix."""
+        npy = seg_map_suffix.endswith('.npy')
+        wanted = 'LoadNpyAnnotations' if npy else 'LoadCheckedAnnotations'
         seen = set()
 
         def visit(transform: Any) -> None:
             if id(transform) in seen:
                 return
             seen.add(id(transform))
-            if isinstance(transform, LoadAnnotations) and \
-                    not isinstance(transform, LoadCheckedAnnotations):
-                raise ValueError(
-                    f'{type(self).__name__}: the pipeline uses {type(transform).__name__}, '
-                    'which neither maps layout ids onto the tree nor rejects grayscale/RGB '
-                    'or out-of-tree labels; use LoadCheckedAnnotations (images) or '
-                    'LoadNpyAnnotations (.npy)')
+            if isinstance(transform, LoadAnnotations):
+                name = type(transform).__name__
+                if not isinstance(transform, LoadCheckedAnnotations):
+                    raise ValueError(
+                        f'{type(self).__name__}: the pipeline uses {name}, which neither '
+                        'maps layout ids onto the tree nor rejects grayscale/RGB or '
+                        f"out-of-tree labels; write dict(type='{wanted}') there "
+                        "(LoadCheckedAnnotations reads label images, LoadNpyAnnotations "
+                        '.npy arrays)')
+                if isinstance(transform, LoadNpyAnnotations) != npy:
+                    raise ValueError(
+                        f"{type(self).__name__}: seg_map_suffix='{seg_map_suffix}' but the "
+                        f"pipeline reads labels with {name}; write dict(type='{wanted}')")
             # Compose / RandomChoice hold `transforms`, TestTimeAug `subroutines`
             for attr in ('transforms', 'subroutines'):
                 inner = getattr(transform, attr, None)

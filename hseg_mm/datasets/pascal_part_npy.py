@@ -16,8 +16,7 @@ class PascalPartNpyDataset(PascalPersonPartDataset):
     `train_id.txt`, `val_id.txt`, `classes.txt` ("0: bg", "1: low_hand", ...).
     The layout's ids are those of classes.txt, mapped onto the tree's leaves by
     name (bg -> background, low_hand -> lower_arm, up_hand -> upper_arm, ...).
-    Load labels with `LoadNpyAnnotations` (a plain `dict(type='LoadAnnotations')`
-    is read as it).
+    Load labels with `LoadNpyAnnotations`.
 
     Args:
         classes_file: the id -> name table, relative to `data_root`.

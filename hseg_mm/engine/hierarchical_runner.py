@@ -13,13 +13,10 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import find_latest_checkpoint
 from mmengine.visualization import LocalVisBackend, TensorboardVisBackend
-from mmseg.registry import RUNNERS
+from mmseg.registry import HOOKS, RUNNERS
 
 from .atomic_local_backend import ATOMIC_BACKEND_ARGS
-from .hierarchy_check_hook import HierarchyCheckHook
 from .hierarchy_config import apply_hierarchy
-from .non_finite_guard_hook import NonFiniteGuardHook
-from .random_state_hook import RandomStateHook
 
 _TIMESTAMP = re.compile(r'\d{8}_\d{6}$')
 
@@ -32,15 +29,14 @@ class HierarchicalRunner(Runner):
     Selected by `runner_type = 'HierarchicalRunner'` (configs/_base_/default_runtime.py):
     `RUNNERS.build(cfg)`, as mmseg's and hseg_mm's tools/train.py and test.py do,
     calls `from_cfg`, which runs `apply_hierarchy` (the tree into every part, the
-    data paths checked) before the config is dumped or the model built. Unless the
-    config lists them itself, it registers:
+    data paths checked) before the config is dumped or the model built.
 
-    - `HierarchyCheckHook` (`allow_other_tree` from the config's top-level key);
-    - `RandomStateHook`: every rank's random states in the checkpoints, restored
-      on `--resume`, so the resumed run ends in the same weights as an
-      uninterrupted one;
-    - `NonFiniteGuardHook(**cfg.non_finite_guard)`: stops (or skips) at the first
-      non-finite loss term, gradient or weight; `non_finite_guard = None` turns it off.
+    It registers the hooks of the config's `hierarchical_hooks`, a dict of name ->
+    hook config beside mmengine's `default_hooks` (default_runtime.py lists
+    `HierarchyCheckHook`, `RandomStateHook` and `NonFiniteGuardHook` there); being a
+    dict, a child config changes one entry, or turns it off with None, in one
+    statement. A hook type the config already registers (e.g. in `custom_hooks`) is
+    not registered twice.
 
     Checkpoints of a local work dir are written atomically (`AtomicLocalBackend`).
     A resumed run writes into the log folder of the run it resumes (same text log,
@@ -58,14 +54,12 @@ class HierarchicalRunner(Runner):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if not any(isinstance(hook, HierarchyCheckHook) for hook in self.hooks):
-            self.register_hook(HierarchyCheckHook(
-                allow_other_tree=bool(self.cfg.get('allow_other_tree', False))))
-        if not any(isinstance(hook, RandomStateHook) for hook in self.hooks):
-            self.register_hook(RandomStateHook())
-        guard = self.cfg.get('non_finite_guard', dict())
-        if guard is not None and not any(isinstance(h, NonFiniteGuardHook) for h in self.hooks):
-            self.register_hook(NonFiniteGuardHook(**guard))
+        for name, hook in (self.cfg.get('hierarchical_hooks') or {}).items():
+            if hook is None:
+                continue  # turned off by the config
+            hook = HOOKS.build(hook) if isinstance(hook, dict) else hook
+            if not any(type(h) is type(hook) for h in self.hooks):
+                self.register_hook(hook)
         for hook in self.hooks:
             if isinstance(hook, CheckpointHook) and hook.backend_args is None and \
                     '://' not in str(hook.out_dir or self.work_dir):

@@ -51,16 +51,23 @@ class HierarchyCheckHook(Hook):
     writes the model's tree into every checkpoint (`meta['hierarchy']`); refuses to
     load (`load_from`, `--resume`) a checkpoint trained on another tree.
 
-    `HierarchicalRunner` registers it; a config may also list it in `custom_hooks`.
+    Listed in `hierarchical_hooks` of configs/_base_/default_runtime.py.
 
     Args:
         allow_other_tree: load a checkpoint of another tree anyway (with a
-            warning), e.g. to fine-tune a trained model on a new tree.
+            warning), e.g. to fine-tune a trained model on a new tree. None: the
+            config's top-level `allow_other_tree` (what `--allow-other-tree` sets).
     """
     priority = 'VERY_HIGH'
 
-    def __init__(self, allow_other_tree: bool = False) -> None:
+    def __init__(self, allow_other_tree: Optional[bool] = None) -> None:
         self.allow_other_tree = allow_other_tree
+
+    def _allow_other_tree(self, runner) -> bool:
+        if self.allow_other_tree is not None:
+            return self.allow_other_tree
+        cfg = getattr(runner, 'cfg', None)
+        return bool(cfg.get('allow_other_tree', False)) if cfg is not None else False
 
     def before_run(self, runner) -> None:
         trees = built_trees(runner)
@@ -91,6 +98,7 @@ class HierarchyCheckHook(Hook):
         if tree is None:
             return
         source = getattr(runner, 'checkpoint_being_loaded', None) or 'the checkpoint'
-        warning = check_checkpoint_tree(checkpoint, tree, source, self.allow_other_tree)
+        warning = check_checkpoint_tree(checkpoint, tree, source,
+                                        self._allow_other_tree(runner))
         if warning:
             print_log(warning, logger='current', level=30)

@@ -1,6 +1,6 @@
 """Stop (or skip) at the first nan/inf loss term or gradient; never save a NaN model."""
 import logging
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -83,44 +83,48 @@ class NonFiniteGuardHook(Hook):
     still the last finite one and no checkpoint of a non-finite model is written,
     so `last_checkpoint` names the last good one.
 
-    How: `before_train` wraps, on the instances, the model's `parse_losses` (to
-    keep this iteration's loss terms) and the optim wrapper's `backward` and
-    `step` (so any wrapper class works: OptimWrapper, AmpOptimWrapper,
-    CPUAmpOptimWrapper). The loss terms are read before `backward`, the gradients
-    after it; the decision is taken in `step`, before the parameters change.
-    After every iteration (before EMAHook and CheckpointHook) the parameters and
-    buffers are checked too: a finite gradient times a huge learning rate can
-    still overflow a weight, and that model must not reach a checkpoint or the
+    How, through public extension points only: `before_train` registers a step
+    pre-hook on each optimizer (`torch.optim.Optimizer.register_step_pre_hook`).
+    It runs inside `optimizer.step()`, after mmengine's gradient clipping, before
+    any parameter changes; when a gradient is not finite it notes the first such
+    parameter and sets every gradient to None, which torch's optimizers (and
+    geoopt's) read as "no update": parameters and optimizer state stay as they
+    were. `after_train_iter` (before EMAHook and CheckpointHook) then reads the
+    iteration's loss terms from `outputs` (the `log_vars` of `train_step`) and
+    the parameters and buffers, and stops, naming the term (first), the gradient
+    or the weight; a finite gradient times a huge learning rate can still
+    overflow a weight, and that model must not reach a checkpoint or the
     validation that picks the best one. Last, `before_save_checkpoint` refuses a
     checkpoint whose `state_dict` is not finite (a safety net only: mmengine's
     CheckpointHook deletes the oldest or previous best file before it saves).
+    A loss term that is not finite while every gradient is (a term without
+    gradient) is caught after that iteration's step.
 
     Cost: per optimizer step, one fused max-abs reduction over the gradients and
-    one host sync to read the verdict (the loss-term check adds a few scalar ops
-    and shares that sync); per iteration, one reduction over the weights and
-    buffers, read after mmengine's own per-iteration sync (RuntimeInfoHook reads
-    the logged losses with `.item()`), so it waits only for that reduction.
+    one host sync to read it; per iteration, one reduction over the loss terms,
+    weights and buffers, read after mmengine's own per-iteration sync
+    (RuntimeInfoHook reads the logged losses with `.item()`).
 
     Distributed: every rank must take the same decision, or the others hang in the
-    next collective. The gradients are all-reduced (the same on every rank), the
-    loss terms are each rank's own, so the verdict (loss terms or gradients bad)
-    is all-reduced as one float (MAX) before it is read: one 4-byte all-reduce
-    per step, and one per iteration for the weights/buffers check (buffers such
-    as BN statistics differ between ranks). Each rank names what it saw; a rank
-    whose own terms and gradients were finite says another rank's were not.
+    next collective. The gradients are all-reduced by DDP, so every rank skips the
+    same steps; the loss terms and BN statistics are each rank's own, so the
+    iteration's verdict is all-reduced as one float (MAX) before it is read: one
+    4-byte all-reduce per iteration. Each rank names what it saw; a rank whose own
+    terms and weights were finite names the gradient, or says another rank's
+    values were not finite.
 
     With a loss scaler (mmengine's AmpOptimWrapper on CUDA) inf/nan gradients are
-    the scaler's business: it skips that step and lowers the scale. So only the
-    loss terms (and the weights after each iteration) are checked there.
+    the scaler's business: it skips that step and lowers the scale. So no step
+    pre-hook is registered there; loss terms and weights are checked as above.
 
     Args:
         action: 'stop' (raise `NonFiniteError`, default) or 'skip' (no optimizer
-            step: parameters, optimizer state and BN statistics stay as before
-            the iteration, gradients are zeroed; the learning-rate schedule goes
-            on), up to `max_skips` iterations in a row, then stop. A weight that
-            is non-finite after a step cannot be undone: that always stops.
+            update: parameters, optimizer state and BN statistics stay as before
+            the iteration; the learning-rate schedule goes on), up to `max_skips`
+            iterations in a row, then stop. A weight that is non-finite after a
+            step cannot be undone: that always stops.
         max_skips: with 'skip', how many non-finite iterations in a row are
-            skipped; the next one stops. A finite step resets the count.
+            skipped; the next one stops. A finite iteration resets the count.
     """
     priority = 'ABOVE_NORMAL'  # after_train_iter before EMAHook and CheckpointHook
 
@@ -135,111 +139,103 @@ class NonFiniteGuardHook(Hook):
         self.skips_in_a_row = 0
         self.skipped_iters: List[int] = []
         self._runner = None
-        self._terms: Optional[List[Tuple[str, Tensor]]] = None  # from parse_losses
-        self._pending: List[Tuple[int, List[Tuple[str, Tensor]], Tensor]] = []
+        self._handles: list = []  # the optimizers' step pre-hooks
+        self._skipped_step: Optional[str] = None  # what the pre-hook found this iteration
         self._buffers: Optional[List[Tuple[Tensor, Tensor]]] = None
-        self._wrapped: List[Tuple[object, str]] = []
         self._names: Dict[int, str] = {}
         self._device = torch.device('cpu')
 
-    # ------------------------------------------------------------- wrapping
-    def _wrap(self, obj, name: str, make) -> None:
-        original = getattr(obj, name)
-        setattr(obj, name, make(original))  # an instance attribute shadows the method
-        self._wrapped.append((obj, name))
-
+    # ------------------------------------------------------ the optimizer step
     def before_train(self, runner) -> None:
         self._runner = runner
-        self._unwrap_all()
+        self._remove_handles()
         model = _unwrap(runner.model)
         self._names = {id(p): n for n, p in model.named_parameters()}
         # where a verdict lives when nothing was checked (NCCL wants a CUDA tensor)
         self._device = next(model.parameters(), torch.empty(0)).device
-        if hasattr(model, 'parse_losses'):
-            self._wrap(model, 'parse_losses', self._parse_losses)
         for wrapper in _wrappers(runner.optim_wrapper):
-            self._wrap(wrapper, 'backward', self._backward)
-            self._wrap(wrapper, 'step', lambda step, w=wrapper: self._step(w, step))
+            if not hasattr(wrapper, 'loss_scaler'):
+                self._handles.append(
+                    wrapper.optimizer.register_step_pre_hook(self._before_step))
 
     def after_train(self, runner) -> None:
-        self._unwrap_all()
+        self._remove_handles()
 
-    def _unwrap_all(self) -> None:
-        for obj, name in self._wrapped:
-            obj.__dict__.pop(name, None)
-        self._wrapped = []
+    def _remove_handles(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
-    def _parse_losses(self, parse_losses):
-        def wrapped(losses):
-            loss, log_vars = parse_losses(losses)
-            # the terms mmengine's parse_losses sums ('loss' in the key), then the sum
-            terms = [(k, v) for k, v in log_vars.items() if 'loss' in k and k != 'loss']
-            self._terms = terms + [('loss (the sum)', loss)]
-            return loss, log_vars
-        return wrapped
-
-    def _backward(self, backward):
-        def wrapped(loss, **kwargs):
-            terms = self._terms if self._terms is not None else [('loss', loss)]
-            self._terms = None
-            values = [t.detach().float().reshape(-1) for _, t in terms
-                      if isinstance(t, Tensor)]
-            flag = all_finite(values)  # no sync: read at the step
-            self._pending.append((self._iteration(), terms, flag))
-            return backward(loss, **kwargs)
-        return wrapped
-
-    def _step(self, wrapper: OptimWrapper, step):
-        def wrapped(**kwargs):
-            pending, self._pending = self._pending, []
-            grads = [] if hasattr(wrapper, 'loss_scaler') else self._grads(wrapper)
-            flags = [f for _, _, f in pending] + [all_finite(g for _, g in grads)]
-            if self._verdict(flags):  # the one host sync of the step
-                return self._non_finite_step(wrapper, pending, grads)
-            self.skips_in_a_row = 0
-            return step(**kwargs)
-        return wrapped
-
-    # ------------------------------------------------------------- deciding
-    def _verdict(self, flags: Sequence[Optional[Tensor]]) -> bool:
-        """True when some flag (0-d bool, True = finite) is False on some rank.
-
-        Every rank all-reduces exactly once per call, even with no flag (a structure
-        that differs between ranks must not leave one rank out of the collective).
-        """
-        flags = [f for f in flags if f is not None]
-        if flags:
-            bad = (~torch.stack([f.to(flags[0].device) for f in flags]).all()).float()
-        elif _distributed():
-            bad = torch.zeros((), device=self._device)
-        else:
-            return False
-        return bool(_any_rank(bad))
-
-    def _iteration(self) -> int:
-        return self._runner.iter + 1 if self._runner is not None else 0  # as logged
-
-    def _grads(self, wrapper: OptimWrapper) -> List[Tuple[str, Tensor]]:
+    def _before_step(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+        """Optimizer step pre-hook: a non-finite gradient turns the step into none."""
         grads = []
-        for i, group in enumerate(wrapper.optimizer.param_groups):
+        for i, group in enumerate(optimizer.param_groups):
             for j, p in enumerate(group['params']):
                 if p.grad is not None:
                     grads.append((self._names.get(id(p), f'param_groups[{i}][{j}]'), p.grad))
-        return grads
+        flag = all_finite(g for _, g in grads)
+        if flag is None or bool(flag):  # the one host sync of the step
+            return None
+        if self._skipped_step is None:
+            name, kind = find_non_finite(grads, limit=1)[0]
+            self._skipped_step = f'gradient of {name} is {kind}'
+        for group in optimizer.param_groups:
+            for p in group['params']:
+                p.grad = None  # an optimizer leaves a parameter without gradient as it is
+        return None
 
-    def _non_finite_step(self, wrapper, pending, grads) -> None:
-        message = None
-        for iteration, terms, flag in pending:
-            if flag is not None and not bool(flag):
-                name, kind = find_non_finite(
-                    ((n, t.detach()) for n, t in terms if isinstance(t, Tensor)), limit=1)[0]
-                message = f'iteration {iteration}: loss term {name} is {kind}'
-                break
-        if message is None:
-            found = find_non_finite(grads, limit=1)
-            message = f'iteration {self._iteration()}: ' + (
-                f'gradient of {found[0][0]} is {found[0][1]}' if found else
-                'a loss term or gradient of another rank is not finite')
+    # ------------------------------------------------------------- deciding
+    def _iteration(self) -> int:
+        return self._runner.iter + 1 if self._runner is not None else 0  # as logged
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._runner = runner
+        self._skipped_step = None
+        # The forward updates BN statistics before the verdict; 'skip' puts them back.
+        if self.action == 'skip':
+            self._buffers = [(b, b.detach().clone())
+                             for b in _unwrap(runner.model).buffers()]
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        self._runner = runner
+        skipped, self._skipped_step = self._skipped_step, None
+        # the terms mmengine's parse_losses sums ('loss' in the key), then their sum
+        outputs = outputs or {}
+        terms = [(k, v.detach()) for k, v in outputs.items()
+                 if 'loss' in k and k != 'loss' and isinstance(v, Tensor)]
+        if isinstance(outputs.get('loss'), Tensor):
+            terms.append(('loss (the sum)', outputs['loss'].detach()))
+        model = _unwrap(runner.model)
+        params, buffers = list(model.named_parameters()), list(model.named_buffers())
+        flags = [f for f in (all_finite(v.float().reshape(-1) for _, v in terms),
+                             all_finite(t for _, t in params + buffers)) if f is not None]
+        bad = (~torch.stack(flags).all()).float() if flags else \
+            torch.zeros((), device=self._device)
+        if skipped is not None:
+            bad = torch.ones_like(bad)
+        if not _distributed() and skipped is None and not flags:
+            return
+        if not bool(_any_rank(bad)):  # every rank all-reduces once per iteration
+            self.skips_in_a_row = 0
+            return
+        found = find_non_finite(terms, limit=1)
+        if skipped is None:  # a step may have been taken: a weight it overflowed stays so
+            weight = find_non_finite(params, limit=1)
+            if weight:
+                self._stop(f'iteration {self._iteration()}: ' + (
+                    f'loss term {found[0][0]} is {found[0][1]}' if found else
+                    f'weight {weight[0][0]} is {weight[0][1]} after the optimizer step (its '
+                    'gradient was finite: the update overflowed; lower the learning rate)'))
+        if found:
+            message = f'loss term {found[0][0]} is {found[0][1]}'
+        elif skipped is not None:
+            message = skipped
+        else:
+            buffer = find_non_finite(buffers, limit=1)
+            message = (f'buffer {buffer[0][0]} is {buffer[0][1]} after the forward' if buffer
+                       else 'a loss term or gradient of another rank is not finite')
+        message = f'iteration {self._iteration()}: {message}'
         self._restore_buffers()  # 'skip' only: BN statistics as before this iteration
         if self.action == 'stop' or self.skips_in_a_row >= self.max_skips:
             if self.action == 'skip':
@@ -248,7 +244,6 @@ class NonFiniteGuardHook(Hook):
             self._stop(message)
         self.skips_in_a_row += 1
         self.skipped_iters.append(self._iteration())
-        wrapper.zero_grad()
         print_log(f'{message}: optimizer step skipped ({self.skips_in_a_row} in a row, '
                   f'{len(self.skipped_iters)} in all, max_skips={self.max_skips} in a row)',
                   logger='current', level=logging.WARNING)
@@ -261,36 +256,12 @@ class NonFiniteGuardHook(Hook):
             + (f', last checkpoint: {last}' if last else ''))
         raise NonFiniteError(message)
 
-    # ----------------------------------------------------- buffers (skip mode)
-    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        # The forward updates BN statistics before the verdict; 'skip' puts them back.
-        # Taken at the start of an accumulation window only (no backward pending).
-        if self.action == 'skip' and not self._pending:
-            self._buffers = [(b, b.detach().clone())
-                             for b in _unwrap(runner.model).buffers()]
-
     def _restore_buffers(self) -> None:
         with torch.no_grad():
             for buffer, saved in self._buffers or []:
                 buffer.copy_(saved)
 
     # ------------------------------------------------------ the model itself
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
-                         outputs=None) -> None:
-        model = _unwrap(runner.model)
-        params, buffers = list(model.named_parameters()), list(model.named_buffers())
-        if not self._verdict([all_finite(t for _, t in params + buffers)]):
-            return
-        found = find_non_finite(params, limit=1)
-        if found:
-            what = (f'weight {found[0][0]} is {found[0][1]} after the optimizer step (its '
-                    'gradient was finite: the update overflowed; lower the learning rate)')
-        else:
-            found = find_non_finite(buffers, limit=1)
-            what = (f'buffer {found[0][0]} is {found[0][1]} after the forward' if found
-                    else 'the weights of another rank are not finite')
-        self._stop(f'iteration {self._iteration()}: {what}')
-
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         for key in ('state_dict', 'ema_state_dict'):
             state = checkpoint.get(key)

@@ -39,7 +39,7 @@ def write_gray_png(path: str, lab: np.ndarray) -> None:
 
 
 def pipeline(loader: str = 'LoadCheckedAnnotations') -> list:
-    return [dict(type='LoadImageFromFile'), dict(type=loader)]
+    return [dict(type='LoadCheckedImageFromFile'), dict(type=loader)]
 
 
 def build(cfg: dict):

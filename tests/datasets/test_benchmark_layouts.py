@@ -41,7 +41,7 @@ def _gt(dataset, index: int) -> np.ndarray:
 
 def _check_split(cfg: Config, split: str, labels: dict, tree: ClassHierarchy) -> None:
     ds_cfg = cfg[f'{split}_dataloader'].dataset.to_dict()
-    ds_cfg['pipeline'] = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+    ds_cfg['pipeline'] = [dict(type='LoadImageFromFile'), dict(type='LoadCheckedAnnotations'),
                           dict(type='PackSegInputs')]
     dataset = build(ds_cfg)
     assert len(dataset) == len(labels)
@@ -98,7 +98,7 @@ def test_lip_layout_and_flip(tmp_path):
     # trade ids (14 left arm <-> 15 right arm, 16 <-> 17 legs, 18 <-> 19 shoes)
     flip = [t for t in cfg.train_pipeline if t['type'] == 'RandomFlip'][0]
     assert flip['swap_seg_labels'] == [(14, 15), (16, 17), (18, 19)]
-    pipeline = Compose([dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+    pipeline = Compose([dict(type='LoadImageFromFile'), dict(type='LoadCheckedAnnotations'),
                         dict(flip, prob=1.0)])
     ds_cfg = dict(cfg.train_dataloader.dataset.to_dict(), pipeline=[], lazy_init=True)
     info = build(ds_cfg).get_data_info(0)

@@ -43,7 +43,8 @@ def folder(tmp_path):
 def cfg_of(root, **kwargs):
     cfg = dict(type='HierarchicalSegDataset', hierarchy=FOUR_LEVEL_TREE, data_root=str(root),
                data_prefix=dict(img_path='images', seg_map_path='labels'),
-               pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')])
+               pipeline=[dict(type='LoadCheckedImageFromFile'),
+                         dict(type='LoadCheckedAnnotations')])
     cfg.update(kwargs)
     return cfg
 
@@ -86,45 +87,60 @@ def test_metainfo_is_the_tree(folder, four_level_tree):
         build(cfg_of(folder, metainfo=dict(classes=LEAVES[::-1])))
 
 
-# ---------------------------------------- loading through a plain LoadAnnotations
-def test_plain_load_annotations_loads_checked(folder, monkeypatch):
-    import hseg_mm.datasets.hierarchical_seg_dataset as module
-    logged = []
-    monkeypatch.setattr(module, 'print_log', lambda msg, **kw: logged.append((msg, kw)))
-    cfg = cfg_of(folder)
-    ds = build(cfg)
+# ------------------------------------------------------ the checked loaders
+def test_checked_loader_reads_the_tree_ids(folder):
+    ds = build(cfg_of(folder))
     assert type(ds.pipeline.transforms[1]).__name__ == 'LoadCheckedAnnotations'
-    assert cfg['pipeline'][1] == dict(type='LoadAnnotations')  # the config is untouched
-    assert len(logged) == 1 and 'LoadCheckedAnnotations' in logged[0][0]
-    assert logged[0][1]['level'] == 20  # logging.INFO
     out = ds[1]  # x1
     assert out['gt_seg_map'].dtype == np.uint8
     assert np.array_equal(out['gt_seg_map'], LABELS['x1'])
 
 
+def test_checked_loader_passes_an_image_without_label_through():
+    # mmseg's inference_model / MMSegInferencer hand over {'img_path'} or {'img'} only;
+    # the loader adds nothing and reads nothing (no layout table is needed either)
+    from hseg_mm.datasets.transforms import LoadCheckedAnnotations, LoadNpyAnnotations
+    for loader in (LoadCheckedAnnotations(), LoadNpyAnnotations()):
+        results = dict(img_path='/nonexistent/x.jpg', seg_fields=[])
+        out = loader(dict(results))
+        assert out == results  # unchanged: no gt_seg_map, seg_fields still empty
+
+
+def test_plain_load_annotations_refused_with_the_fix(folder):
+    # a config's mmseg LoadAnnotations, also inside TestTimeAug, is refused by name
+    plain = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
+    tta = [dict(type='LoadImageFromFile'),
+           dict(type='TestTimeAug', transforms=[
+               [dict(type='Resize', scale_factor=1.0, keep_ratio=True)],
+               [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])]
+    for pipeline, test_mode in ((plain, False), (tta, True)):
+        with pytest.raises(ValueError, match=r"uses LoadAnnotations, which neither.*"
+                                             r"write dict\(type='LoadCheckedAnnotations'\)"):
+            build(cfg_of(folder, pipeline=pipeline, test_mode=test_mode))
+    # the .npy loader on image labels: the other file type, refused before any read
+    with pytest.raises(ValueError, match=r"seg_map_suffix='.png' but the pipeline reads "
+                                         r"labels with LoadNpyAnnotations"):
+        build(cfg_of(folder, pipeline=[dict(type='LoadNpyAnnotations')]))
+
+
 def test_load_annotations_arguments(folder):
-    # imdecode_backend is dropped (PIL reads the file as stored), backend_args kept
+    # backend_args are the file backend's; reduce_zero_label is refused by the dataset
     ds = build(cfg_of(folder, pipeline=[dict(type='LoadImageFromFile'),
-                                        dict(type='LoadAnnotations', imdecode_backend='cv2',
+                                        dict(type='LoadCheckedAnnotations',
                                              backend_args=None)]))
     assert np.array_equal(ds[1]['gt_seg_map'], LABELS['x1'])
-    with pytest.raises(ValueError, match='reduce_zero_label=True'):
-        build(cfg_of(folder, pipeline=[dict(type='LoadAnnotations', reduce_zero_label=True)]))
     with pytest.raises(ValueError, match='reduce_zero_label is not supported'):
         build(cfg_of(folder, reduce_zero_label=True))
 
 
-def test_test_time_aug_load_annotations_upgraded(folder):
+def test_test_time_aug_loads_checked(folder):
     tta = [dict(type='LoadImageFromFile'),
            dict(type='TestTimeAug', transforms=[
                [dict(type='Resize', scale_factor=1.0, keep_ratio=True),
                 dict(type='Resize', scale_factor=2.0, keep_ratio=True)],
-               [dict(type='LoadAnnotations')],
+               [dict(type='LoadCheckedAnnotations')],
                [dict(type='PackSegInputs')]])]
     ds = build(cfg_of(folder, pipeline=tta, test_mode=True))
-    loaders = {type(sub.transforms[1]).__name__ for sub in ds.pipeline.transforms[1].subroutines}
-    assert loaders == {'LoadCheckedAnnotations'}
-    assert tta[1]['transforms'][1] == [dict(type='LoadAnnotations')]  # config untouched
     out = ds[1]  # x1, at scale 1 and 2; labels stay at the original 4x6
     assert len(out['data_samples']) == 2
     for sample in out['data_samples']:

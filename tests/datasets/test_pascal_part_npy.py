@@ -46,12 +46,11 @@ def test_seeds_layout_equals_standard_layout(both_layouts):
     assert npy.metainfo['classes'] == std.metainfo['classes']
 
 
-def test_plain_load_annotations_reads_npy(both_layouts):
-    # dict(type='LoadAnnotations') becomes LoadNpyAnnotations for .npy labels
-    ds = build(npy_cfg(both_layouts / 'seeds', pipeline=pipeline('LoadAnnotations')))
-    assert type(ds.pipeline.transforms[1]).__name__ == 'LoadNpyAnnotations'
-    assert np.array_equal(ds[0]['gt_seg_map'],
-                          build(npy_cfg(both_layouts / 'seeds'))[0]['gt_seg_map'])
+def test_a_loader_for_images_is_refused_for_npy(both_layouts):
+    # PIL cannot read .npy: the dataset says which loader to write before any file is read
+    for loader in ('LoadCheckedAnnotations', 'LoadAnnotations'):
+        with pytest.raises(ValueError, match=r"write dict\(type='LoadNpyAnnotations'\)"):
+            build(npy_cfg(both_layouts / 'seeds', pipeline=pipeline(loader)))
 
 
 def test_classes_file_with_unknown_class(both_layouts, tmp_path):

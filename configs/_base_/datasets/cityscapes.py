@@ -15,8 +15,8 @@ crop_size = (512, 1024)
 img_scale = (2048, 1024)
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),  # read checked by the dataset: trainIds and 255 only
+    dict(type='LoadCheckedImageFromFile'),  # its errors name the file
+    dict(type='LoadCheckedAnnotations'),  # checked: trainIds and 255 only
     dict(type='RandomResize', scale=img_scale, ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),  # no class has a side
@@ -24,9 +24,9 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile'),  # the name MMSegInferencer looks for
     dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadCheckedAnnotations'),
     dict(type='PackSegInputs'),
 ]
 img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
@@ -36,7 +36,7 @@ tta_pipeline = [
         [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations')],
+        [dict(type='LoadCheckedAnnotations')],
         [dict(type='PackSegInputs')],
     ])
 ]

@@ -14,8 +14,8 @@ img_scale = (2048, 1024)
 side_pairs = [(39, 41), (42, 43)]  # arrow left/right, split left/right or straight
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),  # read checked by the dataset: ids 0..123 only
+    dict(type='LoadCheckedImageFromFile'),  # its errors name the file
+    dict(type='LoadCheckedAnnotations'),  # checked: ids 0..123 only
     dict(type='RandomResize', scale=img_scale, ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5, swap_seg_labels=side_pairs),
@@ -23,9 +23,9 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile'),  # the name MMSegInferencer looks for
     dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadCheckedAnnotations'),
     dict(type='PackSegInputs'),
 ]
 # `--tta`: scales only; the TTA merge would not swap the arrows' scores of a flipped view.
@@ -34,7 +34,7 @@ tta_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='TestTimeAug', transforms=[
         [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],
-        [dict(type='LoadAnnotations')],
+        [dict(type='LoadCheckedAnnotations')],
         [dict(type='PackSegInputs')],
     ])
 ]

@@ -12,8 +12,8 @@ img_scale = (1920, 480)
 crop_size = (480, 480)
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),  # .npy labels: read by the dataset as LoadNpyAnnotations
+    dict(type='LoadCheckedImageFromFile'),  # its errors name the file
+    dict(type='LoadNpyAnnotations'),  # .npy labels, ids checked against the tree
     dict(type='RandomResize', scale=img_scale, ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -21,9 +21,9 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile'),  # the name MMSegInferencer looks for
     dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadNpyAnnotations'),
     dict(type='PackSegInputs'),
 ]
 # `tools/test.py --tta`: multi-scale + flip, leaf scores averaged over the views.
@@ -34,7 +34,7 @@ tta_pipeline = [
         [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations')],
+        [dict(type='LoadNpyAnnotations')],
         [dict(type='PackSegInputs')],
     ])
 ]

@@ -14,8 +14,8 @@ crop_size = (320, 320)
 # 500; the 3,000-iteration HSSN model tested at 750 gained 1.8 at every level (README).
 img_scale = (750, 750)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadCheckedImageFromFile'),  # its errors name the file
+    dict(type='LoadNpyAnnotations'),
     dict(type='RandomResize', scale=img_scale, ratio_range=(0.5, 1.5), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -23,9 +23,9 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile'),  # the name MMSegInferencer looks for
     dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadNpyAnnotations'),
     dict(type='PackSegInputs'),
 ]
 # `tools/test.py --tta`: the image and its mirror (no side classes: no label swap).
@@ -35,7 +35,7 @@ tta_pipeline = [
         [dict(type='Resize', scale=img_scale, keep_ratio=True)],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations')],
+        [dict(type='LoadNpyAnnotations')],
         [dict(type='PackSegInputs')],
     ])
 ]

@@ -17,10 +17,10 @@ img_scale = (1920, 480)
 crop_size = (480, 480)
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    # read by the dataset's checked loader: palette PNGs as ids, ids checked against
-    # the tree, the file named in every error (HierarchicalSegDataset)
-    dict(type='LoadAnnotations'),
+    dict(type='LoadCheckedImageFromFile'),  # its errors name the file
+    # palette PNGs read as ids, ids checked against the tree, the file named in
+    # every error; without a label (mmseg's inference) it passes through
+    dict(type='LoadCheckedAnnotations'),
     dict(type='RandomResize', scale=img_scale, ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),  # no class has a side: no label swap
@@ -28,10 +28,10 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile'),  # the name MMSegInferencer looks for
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     # annotations after Resize: metrics are computed at the original size
-    dict(type='LoadAnnotations'),
+    dict(type='LoadCheckedAnnotations'),
     dict(type='PackSegInputs'),
 ]
 # `tools/test.py --tta`: multi-scale + flip, leaf scores averaged over the views.
@@ -42,7 +42,7 @@ tta_pipeline = [
         [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations')],
+        [dict(type='LoadCheckedAnnotations')],
         [dict(type='PackSegInputs')],
     ])
 ]

@@ -22,11 +22,12 @@ class LoadCheckedAnnotations(LoadAnnotations):
     or a label whose size differs from its image (`ori_shape`). Nothing is
     mapped to background.
 
-    A config names it as `dict(type='LoadAnnotations')` (the dataset reads that as this
-    loader, or `LoadNpyAnnotations`): under that name mmseg's `inference_model` and
-    `MMSegInferencer` drop it from the test pipeline, as they must for an image
-    without a label. Named `LoadCheckedAnnotations` there, it meets an image without
-    `seg_map_path` and says so.
+    Configs name it (or `LoadNpyAnnotations` for `.npy` labels) in every pipeline.
+    Data without a `seg_map_path` (an image without a label, as mmseg's
+    `inference_model` and `MMSegInferencer` pass it; they drop only a transform named
+    exactly 'LoadAnnotations') passes through unchanged, so a test pipeline serves
+    both testing and inference. `HierarchicalSegDataset` always sets `seg_map_path`
+    and has checked that every label file exists, so no training data passes through.
 
     Args:
         voc_colours: decode labels saved as VOC colours (RGB) or as their grey
@@ -34,9 +35,10 @@ class LoadCheckedAnnotations(LoadAnnotations):
             of rejecting them; an unknown colour is still an error.
         backend_args: mmengine file backend arguments.
 
-    Required keys: seg_map_path, layout_to_tree, ignore_index, seg_fields;
-    ori_shape when an image was loaded before.
-    Added keys: gt_seg_map, (H, W) uint8 tree leaf ids or the ignore index.
+    Required keys, when `seg_map_path` is there: layout_to_tree, ignore_index,
+    seg_fields; ori_shape when an image was loaded before.
+    Added keys: gt_seg_map, (H, W) uint8 tree leaf ids or the ignore index (none
+    without `seg_map_path`).
     """
 
     def __init__(self, voc_colours: bool = False, backend_args: Optional[dict] = None) -> None:
@@ -56,14 +58,8 @@ class LoadCheckedAnnotations(LoadAnnotations):
             raise ValueError(f'{path}: unreadable label image ({err})') from None
 
     def _load_seg_map(self, results: dict) -> None:
-        if 'seg_map_path' not in results:
-            # mmseg's inference_model and MMSegInferencer pass an image without a label
-            # and drop only a transform of type exactly 'LoadAnnotations'
-            raise KeyError(
-                f'{type(self).__name__}: the data has no `seg_map_path` (an image without '
-                'a label, as mmseg\'s inference_model and MMSegInferencer pass it); they '
-                "drop only dict(type='LoadAnnotations') from the test pipeline, so write "
-                "that there: HierarchicalSegDataset reads it as this checked loader")
+        if results.get('seg_map_path') is None:
+            return  # an image without a label: inference (see the class docstring)
         path = results['seg_map_path']
         if 'layout_to_tree' not in results:
             raise KeyError(f'{type(self).__name__} needs `layout_to_tree` in the data info '

@@ -10,7 +10,9 @@ class LoadCheckedImageFromFile(LoadImageFromFile):
     undecodable file raises OpenCV's own error, which does not. Here any failure to
     read or decode becomes one `OSError` naming the file, so a broken image met
     mid-epoch stops training with the file to look at (nothing is skipped).
-    `HierarchicalSegDataset` reads a plain `LoadImageFromFile` of its pipeline with it.
+    The shipped train pipelines name it; their test pipelines keep mmcv's
+    `LoadImageFromFile`, the name mmseg's `MMSegInferencer` looks up to put its own
+    loader in its place.
 
     Args: as `LoadImageFromFile` (`ignore_empty=True` still returns None).
     """
