@@ -98,7 +98,9 @@ class NonFiniteGuardHook(Hook):
     checkpoint whose `state_dict` is not finite (a safety net only: mmengine's
     CheckpointHook deletes the oldest or previous best file before it saves).
     A loss term that is not finite while every gradient is (a term without
-    gradient) is caught after that iteration's step.
+    gradient) is caught after that iteration's step. With `clip_grad`, mmengine
+    clips before the step, and a non-finite norm makes every gradient non-finite:
+    the first parameter is named then, and the loss term, when it is the cause.
 
     Cost: per optimizer step, one fused max-abs reduction over the gradients and
     one host sync to read it; per iteration, one reduction over the loss terms,
