@@ -28,6 +28,9 @@ def _runner(tmp_path, data: str, body: str):
     for split in ('train', 'val', 'test'):
         cfg[f'{split}_dataloader'].dataset.update(data_root=data, generate=None)
     cfg.work_dir = str(tmp_path / 'work')
+    # mmengine keeps one Visualizer per name for the whole process: a name of its own, so
+    # that no later test gets this tree's visualizer
+    cfg.visualizer.name = f'visualizer_{tmp_path.name}'
     return RUNNERS.build(cfg)
 
 
