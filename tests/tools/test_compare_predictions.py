@@ -1,5 +1,4 @@
 """tools/analysis/compare_predictions.py: GT and two models' levels, one panel per image."""
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -15,16 +14,14 @@ from hseg_mm.engine import apply_hierarchy
 from hseg_mm.engine.launch import skip_pretrained
 from hseg_mm.visualization.hierarchical_seg_visualizer import TITLE_H
 
+from tool_helpers import load_tool as load_tool_at  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (40, 48)  # (H, W) of the generated images
 
 
 def load_tool():
-    path = ROOT / 'tools' / 'analysis' / 'compare_predictions.py'
-    spec = importlib.util.spec_from_file_location('hseg_compare', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool_at('tools/analysis/compare_predictions.py', 'hseg_compare')
 
 
 @pytest.fixture(scope='module')

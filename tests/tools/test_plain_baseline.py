@@ -1,6 +1,5 @@
 """tools/analysis/plain_baseline.py: the schedule, the crops, and a two-iteration run on
 synthetic people, tested again from its checkpoint."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -9,15 +8,13 @@ import pytest
 
 from hseg_mm.datasets.synthetic_people import make_synthetic_people
 
+from tool_helpers import load_tool as load_tool_at  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_tool():
-    path = ROOT / 'tools' / 'analysis' / 'plain_baseline.py'
-    spec = importlib.util.spec_from_file_location('hseg_plain_baseline', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool_at('tools/analysis/plain_baseline.py', 'hseg_plain_baseline')
 
 
 def test_learning_rate_warms_up_then_follows_the_budget():

@@ -1,6 +1,10 @@
-"""What the tests of the command-line tools share: a free port, and the options that
-shrink configs/demo_cpu.py to a few iterations on tiny generated data."""
+"""What the tests of the command-line tools share: a free port, the options that
+shrink configs/demo_cpu.py to a few iterations on tiny generated data, and a tool
+script loaded as a module."""
+import importlib.util
 import socket
+from pathlib import Path
+from types import ModuleType
 from typing import List, Optional
 
 
@@ -28,3 +32,12 @@ def demo_options(data_root: str, iters: int, val_interval: int = 2,
                     f'{split}_dataloader.num_workers={train_workers if split == "train" else 0}',
                     f'{split}_dataloader.persistent_workers=False']
     return options
+
+
+def load_tool(relpath: str, name: str) -> ModuleType:
+    """The script at `relpath` (from the repository root) loaded as module `name`."""
+    path = Path(__file__).resolve().parents[2] / relpath
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
