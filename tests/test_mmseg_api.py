@@ -94,13 +94,33 @@ def test_init_model_and_inference_model_on_both_forms(trained):
     assert array.pred_level_seg.data.equal(dumped.pred_level_seg.data)
 
 
-def test_source_config_path_names_the_forms_that_work(trained):
-    _, checkpoint, _ = trained
-    message = r'no hierarchy.*work_dirs/NAME/NAME\.py.*load_config\(path, check_data=False\)'
+def test_source_config_path_takes_the_tree_from_the_checkpoint(trained, tmp_path):
+    config, checkpoint, images = trained
+    source = osp.join(ROOT, SOURCE)
+    expected = predict(config, checkpoint, images[0])
+    # the source config's model has no tree; the checkpoint's weights carry it
+    model = init_model(source, checkpoint, device='cpu')
+    assert model.hierarchy.same_tree(TREE)
+    sample = inference_model(model, images[0])
+    assert sample.seg_logits.data.equal(expected.seg_logits.data)
+    assert sample.pred_level_seg.data.equal(expected.pred_level_seg.data)
+    inferencer = MMSegInferencer(model=source, weights=checkpoint, device='cpu')
+    out = inferencer(images[0], out_dir=str(tmp_path), return_datasamples=True)
+    assert out.pred_level_seg.data.equal(expected.pred_level_seg.data)
+    # its rendering names the levels by the tree the samples carry
+    rgb = cv2.imread(images[0])[:, :, ::-1]
+    drawn = cv2.imread(str(tmp_path / 'vis' / osp.basename(images[0])))[:, :, ::-1]
+    assert np.array_equal(drawn, render_level_panel(
+        rgb, TREE, pred_levels=expected.pred_level_seg.data, alpha=0.8))
+
+
+def test_source_config_path_without_weights_names_the_forms_that_work(trained):
+    _, _, images = trained
+    message = r'no hierarchy.*checkpoint trained by hseg-mm.*work_dirs/NAME/NAME\.py' \
+        r'.*load_config\(path, check_data=False\)'
+    model = init_model(osp.join(ROOT, SOURCE), device='cpu')  # builds; the heads wait
     with pytest.raises(ValueError, match=message):
-        init_model(osp.join(ROOT, SOURCE), checkpoint, device='cpu')
-    with pytest.raises(ValueError, match=message):
-        MMSegInferencer(model=osp.join(ROOT, SOURCE), weights=checkpoint, device='cpu')
+        inference_model(model, images[0])
 
 
 @pytest.mark.parametrize('path', CONFIGS)

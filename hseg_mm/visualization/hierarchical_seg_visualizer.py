@@ -156,8 +156,14 @@ class HierarchicalSegVisualizer(SegLocalVisualizer):
     and sends it to every backend (TensorBoard: `TensorboardVisBackend`). Prediction
     levels come from `pred_level_seg` when present, else from `pred_sem_seg`.
 
+    The tree is the config's (`hierarchy`), else the one `dataset_meta` brings (mmengine's
+    loops hand it the dataset's metainfo), else each predicted sample's metainfo (the
+    segmentor names it there): MMSegInferencer builds the visualiser from a source
+    config, which leaves the tree out.
+
     Args:
-        hierarchy: the class tree (nested mapping, preset name or ClassHierarchy).
+        hierarchy: the class tree (nested mapping, preset name or ClassHierarchy), or
+            None to take it from `dataset_meta` or the samples.
         name, image, vis_backends, save_dir: as in mmengine's Visualizer.
         alpha: weight of the colour masks over the image.
         ignore_index: ground-truth value drawn black.
@@ -172,21 +178,39 @@ class HierarchicalSegVisualizer(SegLocalVisualizer):
                  alpha: float = 0.8,
                  ignore_index: int = 255,
                  **kwargs) -> None:
-        if hierarchy is None:
-            raise ValueError('HierarchicalSegVisualizer needs hierarchy=... (the tree of '
-                             'the config)')
-        self.hierarchy = build_hierarchy(hierarchy, ignore_index=ignore_index)
-        self.level_palettes = level_palettes(self.hierarchy)
+        self.ignore_index = ignore_index
+        self.hierarchy: Optional[ClassHierarchy] = None
+        if hierarchy is not None:
+            self._adopt(hierarchy)
         super().__init__(name=name, image=image, vis_backends=vis_backends,
                          save_dir=save_dir, alpha=alpha, **kwargs)
+
+    def _adopt(self, hierarchy: Union[ClassHierarchy, Mapping, str]) -> None:
+        self.hierarchy = build_hierarchy(hierarchy, ignore_index=self.ignore_index)
+        self.level_palettes = level_palettes(self.hierarchy)
+
+    @property  # type: ignore[override]
+    def dataset_meta(self) -> Optional[dict]:
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: Optional[dict]) -> None:
+        # a visualiser without a tree of its own takes the dataset's
+        if self.hierarchy is None and (dataset_meta or {}).get('hierarchy') is not None:
+            self._adopt(dataset_meta['hierarchy'])
+        self._dataset_meta = dataset_meta
 
     def set_dataset_meta(self, classes: Optional[List] = None,
                          palette: Optional[List] = None,
                          dataset_name: Optional[str] = None) -> None:
         # The tree, not a dataset name, decides classes and colours (leaves, for mmseg
         # code that reads dataset_meta); mmseg's __init__ also swaps the arguments.
+        if self.hierarchy is None:
+            self._dataset_meta = {'classes': classes, 'palette': palette}
+            return
         self.dataset_meta = {'classes': self.hierarchy.leaf_names,
-                             'palette': leaf_palette(self.hierarchy)}
+                             'palette': leaf_palette(self.hierarchy),
+                             'hierarchy': self.hierarchy.to_dict()}
 
     def draw_levels(self, image: np.ndarray, data_sample=None, draw_gt: bool = True,
                     draw_pred: bool = True) -> np.ndarray:
@@ -200,6 +224,14 @@ class HierarchicalSegVisualizer(SegLocalVisualizer):
         Returns:
             (H_out, W_out, 3) uint8 RGB.
         """
+        if self.hierarchy is None:
+            tree = getattr(data_sample, 'metainfo', {}).get('hierarchy')
+            if tree is None:
+                raise ValueError(
+                    'HierarchicalSegVisualizer: no tree to name the levels by: give it '
+                    '`hierarchy`, a dataset_meta holding one, or samples predicted by a '
+                    'hierarchical segmentor')
+            self._adopt(tree)
         gt, pred = sample_level_labels(data_sample, self.hierarchy, need_gt=False,
                                        need_pred=False)
         gt = gt if draw_gt else None

@@ -117,6 +117,20 @@ def test_visualizer_prefers_level_predictions(person_tree):
     assert np.array_equal(out[TITLE_H, W], palettes[0][1])  # L1 tile, pixel (0, 0): body
 
 
-def test_visualizer_needs_hierarchy():
-    with pytest.raises(ValueError, match='needs hierarchy'):
-        HierarchicalSegVisualizer(name='vis_no_tree')
+def test_visualizer_without_a_tree_takes_the_datasets_or_the_samples(four_level_tree):
+    # built from a source config (MMSegInferencer), a visualiser has no tree of its own
+    vis = HierarchicalSegVisualizer(name='vis_no_tree')
+    with pytest.raises(ValueError, match='no tree to name the levels by'):
+        vis.draw_levels(image(), sample())
+    expected = HierarchicalSegVisualizer(hierarchy=four_level_tree, name='vis_tree')
+    # mmengine's loops hand it the dataset's metainfo, which carries the tree
+    vis.dataset_meta = dict(classes=four_level_tree.leaf_names,
+                            hierarchy=four_level_tree.to_dict())
+    assert vis.hierarchy.same_tree(four_level_tree)
+    # or the segmentor names it in each predicted sample's metainfo
+    from_sample = HierarchicalSegVisualizer(name='vis_sample_tree')
+    labelled = sample(pred=torch.zeros_like(GT))
+    labelled.set_metainfo(dict(hierarchy=four_level_tree))
+    drawn = from_sample.draw_levels(image(), labelled)
+    assert from_sample.hierarchy.same_tree(four_level_tree)
+    assert np.array_equal(drawn, expected.draw_levels(image(), labelled))

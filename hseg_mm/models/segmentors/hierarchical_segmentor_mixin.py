@@ -2,7 +2,7 @@
 import copy
 import inspect
 from collections.abc import Mapping
-from typing import List, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Union
 
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
@@ -15,7 +15,43 @@ from ..decode_heads.hierarchical_head_mixin import HierarchicalHeadMixin, loss_c
 from ..inference import level_predictions
 from .pretrained import named_weight_errors
 
-__all__ = ['HierarchicalSegmentorMixin']
+__all__ = ['HierarchicalSegmentorMixin', 'PendingHeads']
+
+NO_TREE = (
+    'no hierarchy. The config states its tree once, as the top-level `hierarchy`, which '
+    'mmseg\'s init_model and MMSegInferencer do not hand to the model: give them a '
+    'checkpoint trained by hseg-mm (its weights carry the tree), the config a run dumped '
+    'into its work dir (work_dirs/NAME/NAME.py) or hseg_mm.engine.load_config(path, '
+    'check_data=False); to train or test, build the runner with RUNNERS.build(cfg), as '
+    'tools/train.py does; in your own code call hseg_mm.engine.apply_hierarchy(cfg) '
+    'before building the model')
+
+
+def _lacks_tree(head_cfgs: Union[None, ConfigType, List[ConfigType]]) -> bool:
+    """Whether the last decode head is hierarchical and its config has no tree."""
+    if head_cfgs is None:
+        return False
+    last = head_cfgs[-1] if isinstance(head_cfgs, (list, tuple)) else head_cfgs
+    cls = config_class(last, MODELS)
+    return cls is not None and issubclass(cls, HierarchicalHeadMixin) and \
+        last.get('hierarchy') is None
+
+
+class PendingHeads:
+    """Stands in for the decode head of a segmentor built without its tree: holds the
+    head configs until a state dict brings the tree, and refuses to be used before.
+    Not a module, so the model's weights, devices and modes leave it alone."""
+
+    def __init__(self, decode_head: Union[ConfigType, List[ConfigType]]) -> None:
+        self.decode_head = decode_head
+        self.auxiliary_head: Optional[Union[ConfigType, List[ConfigType]]] = None
+        last = decode_head[-1] if isinstance(decode_head, (list, tuple)) else decode_head
+        self.type_name = last.get('type')
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        raise ValueError(f'{self.type_name}: {NO_TREE}')
+
+    forward = loss = predict = __call__
 
 
 class HierarchicalSegmentorMixin:
@@ -33,10 +69,17 @@ class HierarchicalSegmentorMixin:
       (D, H, W) long, level 0 first, from the resized leaf scores by the head's rule.
     - `init_weights` (mmengine's; pretrained weights load there) turns a failed
       download into one error naming the config key (`pretrained.py`).
+    - The tree travels in the weights: `get_extra_state` puts it into every state dict
+      (key `_extra_state`). A model built from a source config by mmseg's `init_model`
+      or `MMSegInferencer` (which build `cfg.model` as it is, without the top-level
+      `hierarchy`) has no tree yet: its heads wait (`PendingHeads`) until a state dict
+      carrying one is loaded, then are built from their configs and receive their
+      weights in the same load (torch loads a module's extra state before its children).
     """
 
     hierarchy: ClassHierarchy
     weight_references: Sequence[tuple] = ()  # (config key, weight name), set by the segmentor
+    _pending_heads: Optional['PendingHeads'] = None
 
     def init_weights(self) -> None:
         with named_weight_errors(self.weight_references):
@@ -71,6 +114,14 @@ class HierarchicalSegmentorMixin:
         return heads[-1] if isinstance(heads, nn.ModuleList) else heads
 
     def _init_decode_head(self, decode_head: Union[ConfigType, List[ConfigType]]) -> None:
+        if _lacks_tree(decode_head):
+            # built from a source config by mmseg's API: the heads wait for the tree
+            self._pending_heads = PendingHeads(decode_head)
+            self.decode_head = self._pending_heads
+            last = decode_head[-1] if isinstance(decode_head, (list, tuple)) else decode_head
+            self.align_corners = last.get('align_corners', False)
+            self.num_classes = self.out_channels = None
+            return
         super()._init_decode_head(decode_head)
         head = self.hierarchical_head
         if not isinstance(head, HierarchicalHeadMixin):
@@ -87,6 +138,9 @@ class HierarchicalSegmentorMixin:
         self.num_classes = self.out_channels = self.hierarchy.num_leaves
 
     def _init_auxiliary_head(self, auxiliary_head: Optional[Union[ConfigType, List]]) -> None:
+        if self._pending_heads is not None:
+            self._pending_heads.auxiliary_head = auxiliary_head
+            return
         if auxiliary_head is None:
             return super()._init_auxiliary_head(auxiliary_head)
         cfgs = auxiliary_head if isinstance(auxiliary_head, list) else [auxiliary_head]
@@ -113,6 +167,32 @@ class HierarchicalSegmentorMixin:
             filled.append(cfg)
         super()._init_auxiliary_head(filled if isinstance(auxiliary_head, list) else filled[0])
 
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self._pending_heads is not None:  # before any size is read (slide inference)
+            raise ValueError(f'{self._pending_heads.type_name}: {NO_TREE}')
+        return super().forward(*args, **kwargs)
+
+    def get_extra_state(self) -> dict:
+        """The tree, as plain dicts, saved with the weights (None while it is pending)."""
+        if self._pending_heads is not None:
+            return {'hierarchy': None}
+        return {'hierarchy': self.hierarchy.to_dict()}
+
+    def set_extra_state(self, state: Any) -> None:
+        """Build the pending heads on the tree of the weights being loaded; a model that
+        has its tree keeps it (which trees may meet is `HierarchyCheckHook`'s to say)."""
+        pending = self._pending_heads
+        tree = state.get('hierarchy') if isinstance(state, Mapping) else None
+        if pending is None or tree is None:
+            return
+        device = next(self.parameters()).device
+        self._pending_heads = None
+        del self.decode_head
+        self._init_decode_head(self._fill_hierarchy(pending.decode_head, tree, 'decode_head'))
+        self._init_auxiliary_head(
+            self._fill_hierarchy(pending.auxiliary_head, tree, 'auxiliary_head'))
+        self.to(device)
+
     def postprocess_result(self, seg_logits: Tensor,
                            data_samples: OptSampleList = None) -> SampleList:
         """mmseg's results plus `pred_level_seg` (D, H, W) per sample.
@@ -128,6 +208,7 @@ class HierarchicalSegmentorMixin:
             leaf = sample.seg_logits.data.unsqueeze(0)
             levels = level_predictions(leaf, self.hierarchy, rule)[0]
             sample.set_data({'pred_level_seg': PixelData(data=levels)})
-            # the metric's calibration reads which probabilities the leaf scores are
-            sample.set_metainfo(dict(inference_rule=rule))
+            # the metric's calibration reads which probabilities the leaf scores are;
+            # a visualiser built without a tree names the levels' classes by this one
+            sample.set_metainfo(dict(inference_rule=rule, hierarchy=self.hierarchy))
         return data_samples
