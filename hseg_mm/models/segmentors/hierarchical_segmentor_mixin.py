@@ -1,12 +1,14 @@
 """What the hierarchical segmentors add to mmseg's: leaf outputs and per-level predictions."""
 import copy
 import inspect
+import json
 from collections.abc import Mapping
 from typing import Any, List, Optional, Sequence, Union
 
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptSampleList, SampleList
+import torch
 from torch import Tensor, nn
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
@@ -172,19 +174,22 @@ class HierarchicalSegmentorMixin:
             raise ValueError(f'{self._pending_heads.type_name}: {NO_TREE}')
         return super().forward(*args, **kwargs)
 
-    def get_extra_state(self) -> dict:
-        """The tree, as plain dicts, saved with the weights (None while it is pending)."""
+    def get_extra_state(self) -> Tensor:
+        """The tree, saved with the weights: its JSON as a uint8 tensor, so that a state
+        dict stays all tensors (torch.jit.trace, ONNX export and mmengine's checkpoint
+        tools read it so); empty while the tree is pending."""
         if self._pending_heads is not None:
-            return {'hierarchy': None}
-        return {'hierarchy': self.hierarchy.to_dict()}
+            return torch.zeros(0, dtype=torch.uint8)
+        text = json.dumps({'hierarchy': self.hierarchy.to_dict()})
+        return torch.tensor(list(text.encode('utf-8')), dtype=torch.uint8)
 
     def set_extra_state(self, state: Any) -> None:
         """Build the pending heads on the tree of the weights being loaded; a model that
         has its tree keeps it (which trees may meet is `HierarchyCheckHook`'s to say)."""
         pending = self._pending_heads
-        tree = state.get('hierarchy') if isinstance(state, Mapping) else None
-        if pending is None or tree is None:
+        if pending is None or not isinstance(state, Tensor) or state.numel() == 0:
             return
+        tree = json.loads(bytes(state.tolist()).decode('utf-8'))['hierarchy']
         device = next(self.parameters()).device
         self._pending_heads = None
         del self.decode_head
