@@ -38,7 +38,7 @@ from ..inference import check_rule, leaf_scores
 from ..losses.utils import resize_labels
 from ..utils import SampledEmbedding, full_statistics_supported
 
-__all__ = ['HierarchicalHeadMixin', 'loss_class']
+__all__ = ['HierarchicalHeadMixin', 'NO_TREE', 'loss_class']
 
 HierarchyLike = Union[ClassHierarchy, Mapping, str]
 
@@ -50,6 +50,16 @@ def loss_class(cfg: Mapping) -> type:
         raise KeyError(f'loss type {cfg.get("type")!r} is not registered in '
                        'mmseg.registry.MODELS')
     return cls
+
+
+NO_TREE = (
+    'no hierarchy. The config states its tree once, as the top-level `hierarchy`, which '
+    'mmseg\'s init_model and MMSegInferencer do not hand to the model: give them a '
+    'checkpoint trained by hseg-mm (its weights carry the tree), the config a run dumped '
+    'into its work dir (work_dirs/NAME/NAME.py) or hseg_mm.engine.load_config(path, '
+    'check_data=False); to train or test, build the runner with RUNNERS.build(cfg), as '
+    'tools/train.py does; in your own code call hseg_mm.engine.apply_hierarchy(cfg) '
+    'before building the model')
 
 
 class HierarchicalHeadMixin:
@@ -98,16 +108,9 @@ class HierarchicalHeadMixin:
                  projection_pixels: str = 'all', **kwargs: Any) -> None:
         name = type(self).__name__
         if hierarchy is None:
-            # mmseg's init_model and MMSegInferencer build cfg.model as it is; a source
-            # config leaves the tree out of it (it is stated once, at the top level)
-            raise ValueError(
-                f'{name}: no hierarchy. The config states its tree once, as the top-level '
-                '`hierarchy`, and hseg_mm hands it to the model: for mmseg\'s init_model or '
-                'MMSegInferencer pass the config a run dumped into its work dir '
-                '(work_dirs/NAME/NAME.py) or hseg_mm.engine.load_config(path, '
-                'check_data=False), not a source config path; to train or test, build '
-                'the runner with RUNNERS.build(cfg), as tools/train.py does; in your own '
-                'code call hseg_mm.engine.apply_hierarchy(cfg) before building the model')
+            # a head built on its own; in a segmentor built from a source config the
+            # segmentor waits for the tree of its weights instead (PendingHeads)
+            raise ValueError(f'{name}: {NO_TREE}')
         tree = build_hierarchy(hierarchy, ignore_index=kwargs.get('ignore_index', 255))
         if loss_resolution not in ('label', 'logits'):
             raise ValueError(f"{name}: loss_resolution must be 'label' or 'logits', "

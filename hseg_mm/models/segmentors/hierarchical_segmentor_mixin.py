@@ -13,20 +13,11 @@ from torch import Tensor, nn
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
 from ...utils import config_class
-from ..decode_heads.hierarchical_head_mixin import HierarchicalHeadMixin, loss_class
+from ..decode_heads.hierarchical_head_mixin import NO_TREE, HierarchicalHeadMixin, loss_class
 from ..inference import level_predictions
 from .pretrained import named_weight_errors
 
 __all__ = ['HierarchicalSegmentorMixin', 'PendingHeads']
-
-NO_TREE = (
-    'no hierarchy. The config states its tree once, as the top-level `hierarchy`, which '
-    'mmseg\'s init_model and MMSegInferencer do not hand to the model: give them a '
-    'checkpoint trained by hseg-mm (its weights carry the tree), the config a run dumped '
-    'into its work dir (work_dirs/NAME/NAME.py) or hseg_mm.engine.load_config(path, '
-    'check_data=False); to train or test, build the runner with RUNNERS.build(cfg), as '
-    'tools/train.py does; in your own code call hseg_mm.engine.apply_hierarchy(cfg) '
-    'before building the model')
 
 
 def _lacks_tree(head_cfgs: Union[None, ConfigType, List[ConfigType]]) -> bool:
