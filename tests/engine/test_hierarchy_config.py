@@ -186,6 +186,9 @@ def four_level_runner(tmp_path_factory):
         cfg[f'{split}_dataloader'].dataset.update(data_root=data, generate=None)
         cfg[f'{split}_dataloader'].update(num_workers=0, persistent_workers=False)
     cfg.work_dir = str(root / 'work')
+    # mmengine keeps one Visualizer per name: an earlier test's instance (person tree) would
+    # be handed back under the default name
+    cfg.visualizer.name = f'visualizer_{root.name}'
     return RUNNERS.build(cfg)
 
 
