@@ -37,8 +37,9 @@ def main() -> None:
     args = parse_args()
     if args.eval:
         check_eval_metrics(args.eval)
-    # the data is checked once, by HierarchicalRunner.from_cfg before it builds anything
-    cfg = load_config(args.config, args.cfg_options, args.work_dir, check_data=False)
+    # the tree is resolved and the data checked once, by build_runner
+    # (HierarchicalRunner.from_cfg) before anything is built
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, resolve_tree=False)
     cfg = prepare_runtime(cfg, args.launcher)
     cfg.load_from = args.checkpoint
     refuse_non_finite_checkpoint(args.checkpoint)

@@ -27,8 +27,9 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    # the data is checked once, by HierarchicalRunner.from_cfg before it builds anything
-    cfg = load_config(args.config, args.cfg_options, args.work_dir, check_data=False)
+    # the tree is resolved and the data checked once, by build_runner
+    # (HierarchicalRunner.from_cfg) before anything is built
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, resolve_tree=False)
     cfg = prepare_runtime(cfg, args.launcher, args.amp)
     if args.resume == 'auto':
         cfg.resume = True

@@ -28,8 +28,9 @@ class HierarchicalRunner(Runner):
 
     Selected by `runner_type = 'HierarchicalRunner'` (configs/_base_/default_runtime.py):
     `RUNNERS.build(cfg)`, as mmseg's and hseg_mm's tools/train.py and test.py do,
-    calls `from_cfg`, which runs `apply_hierarchy` (the tree into every part, the
-    data paths checked) before the config is dumped or the model built.
+    calls `from_cfg`, which runs `apply_hierarchy` (the tree into the model and
+    the datasets, the data paths checked) before the config is dumped or the model
+    built.
 
     It registers the hooks of the config's `hierarchical_hooks`, a dict of name ->
     hook config beside mmengine's `default_hooks` (default_runtime.py lists

@@ -10,9 +10,11 @@ before anything is built):
 1. takes the tree as the config file nearest the leaf states it: a child's
    `hierarchy = dict(...)` replaces its base's tree whole, as a preset name or a
    file path does under mmengine's own rules;
-2. writes it into every part whose class takes `hierarchy` (the segmentor, which
-   hands it to its heads and losses, each dataset, each metric, the visualizer);
-   a part that states a tree of its own must state the same one;
+2. writes it into the segmentor (which hands it to its heads and losses) and each
+   dataset; the metrics and the visualizer take it from the datasets'
+   `dataset_meta`, as mmengine hands it to them (it is written into them too where
+   a dataset holds no tree, e.g. one of mmseg's); a part that states a tree of its
+   own must state the same one;
 3. checks every dataset's paths.
 
 Each user error stops here, before the config dump and the model build, as one
@@ -249,8 +251,9 @@ def apply_hierarchy(cfg: Config, check_paths: bool = True) -> ClassHierarchy:
     """Resolve the config's one tree, hand it to every part, check the data paths.
 
     Modifies `cfg` in place: `cfg.hierarchy` becomes the tree as plain nested
-    dicts (so the dumped config runs anywhere), and every part whose class takes
-    `hierarchy` and leaves it out gets that tree.
+    dicts (so the dumped config runs anywhere), and the segmentor and every dataset
+    whose class takes `hierarchy` and leaves it out get that tree (a metric or the
+    visualizer only where its datasets hold none).
 
     Args:
         cfg: the loaded config.
@@ -299,6 +302,8 @@ def apply_hierarchy(cfg: Config, check_paths: bool = True) -> ClassHierarchy:
     for kind, key, part in parts:
         if part.get(TREE_KEY) is not None or not _takes_tree(registries[kind], part):
             continue
+        if kind in ('metric', 'visualizer') and _datasets_carry_tree(parts, registries, key):
+            continue  # they take it from the dataset's dataset_meta, as mmengine hands it
         if kind == 'model' and any(key.startswith(k + '.') for k in filled_models):
             continue  # the segmentor hands its tree to its heads and their losses
         part[TREE_KEY] = copy.deepcopy(cfg[TREE_KEY])
@@ -307,6 +312,17 @@ def apply_hierarchy(cfg: Config, check_paths: bool = True) -> ClassHierarchy:
     if check_paths:
         _check_data_paths(parts, registries['dataset'])
     return tree
+
+
+def _datasets_carry_tree(parts: List[Tuple[str, str, Any]], registries: dict,
+                         key: str) -> bool:
+    """Whether the datasets a metric (`val_evaluator...`) or the visualizer (every
+    split) reads take the tree, so that their `dataset_meta` carries it. A wrapper
+    (Concat, Repeat, ...) passes on its inner datasets' metainfo."""
+    splits = ('train', 'val', 'test') if key == 'visualizer' else (key.split('_')[0], )
+    datasets = [p for kind, k, p in parts if kind == 'dataset' and k.split('_')[0] in splits
+                and 'dataset' not in p and 'datasets' not in p]
+    return bool(datasets) and all(_takes_tree(registries['dataset'], p) for p in datasets)
 
 
 def _check_loss_placement(cfg: Config, models) -> None:

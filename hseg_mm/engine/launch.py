@@ -22,13 +22,16 @@ from .hierarchy_config import ConfigError, apply_hierarchy
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None,
-                work_dir: Optional[str] = None, check_data: bool = True) -> Config:
+                work_dir: Optional[str] = None, check_data: bool = True,
+                resolve_tree: bool = True) -> Config:
     """Load a config, apply `--cfg-options` and `--work-dir`, give every part its tree.
 
     `apply_hierarchy` runs here, before anything is built or printed, so an error
     in the tree, in a part's tree or in a data path stops the run with one
     `ConfigError` line naming the key or file. `check_data=False` skips the data
     (e.g. to build the model for inference, as mmseg's `init_model(cfg, ckpt)`).
+    `resolve_tree=False` leaves the tree to the runner (`build_runner`), so that it
+    is resolved once per command, data paths included.
     """
     if not osp.isfile(path):
         raise ConfigError(f'config file not found: {path}')
@@ -42,7 +45,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
-    apply_hierarchy(cfg, check_paths=check_data)
+    if resolve_tree:
+        apply_hierarchy(cfg, check_paths=check_data)
     return cfg
 
 
@@ -58,9 +62,17 @@ def run_tool(main: Callable[[], Any]) -> Any:
 
 
 def build_runner(cfg: Config):
-    """The config's runner (`runner_type`, as mmseg's tools build it)."""
+    """The config's runner (`runner_type`, as mmseg's tools build it).
+
+    `HierarchicalRunner.from_cfg` resolves the tree; for another runner it is resolved
+    here first."""
     from mmengine.runner import Runner
     from mmseg.registry import RUNNERS
+    from .hierarchical_runner import HierarchicalRunner
+    runner_type = cfg.get('runner_type')
+    runner_cls = RUNNERS.get(runner_type) if isinstance(runner_type, str) else runner_type
+    if not (isinstance(runner_cls, type) and issubclass(runner_cls, HierarchicalRunner)):
+        apply_hierarchy(cfg)
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
 
 

@@ -40,15 +40,15 @@ def _child(tmp_path, body: str, base: str = DEMO, name: str = 'child.py') -> str
 
 
 def _parts_trees(cfg: Config) -> dict:
-    """The tree every part of the demo config was handed."""
+    """The tree every part of the demo config was handed: the segmentor and the
+    datasets; the metrics and the visualizer take the datasets' (dataset_meta)."""
+    assert 'hierarchy' not in cfg.val_evaluator and 'hierarchy' not in cfg.test_evaluator
+    assert 'hierarchy' not in cfg.visualizer
     return {
         'model': cfg.model.hierarchy,
         'train_dataloader.dataset': cfg.train_dataloader.dataset.hierarchy,
         'val_dataloader.dataset': cfg.val_dataloader.dataset.hierarchy,
         'test_dataloader.dataset': cfg.test_dataloader.dataset.hierarchy,
-        'val_evaluator': cfg.val_evaluator.hierarchy,
-        'test_evaluator': cfg.test_evaluator.hierarchy,
-        'visualizer': cfg.visualizer.hierarchy,
     }
 
 
@@ -69,6 +69,17 @@ def test_recipe_tree_reaches_every_part_and_no_part_states_one():
     assert tree.same_tree(PERSON)
     assert all(t == PERSON.to_dict() for t in _parts_trees(cfg).values())
     assert 'hierarchy' not in cfg.model.decode_head  # the segmentor hands it to its heads
+
+
+def test_a_dataset_of_mmseg_leaves_the_tree_to_the_metric_and_visualizer(tmp_path):
+    # mmseg's BaseSegDataset takes no tree, so its dataset_meta carries none: the
+    # config's tree goes into the val metric and the visualizer (test's datasets still
+    # carry it, so the test metric takes it from them)
+    path = _child(tmp_path, "val_dataloader = dict(dataset=dict(\n"
+                  "    _delete_=True, type='BaseSegDataset', data_root='x'))")
+    cfg, tree = _applied(path)
+    assert cfg.val_evaluator.hierarchy == tree.to_dict() == cfg.visualizer.hierarchy
+    assert 'hierarchy' not in cfg.test_evaluator and 'hierarchy' not in cfg.val_dataloader.dataset
 
 
 @pytest.mark.parametrize('tree', [MOVED, SMALL, FOUR], ids=['moved', 'small', 'four'])

@@ -157,9 +157,22 @@ def test_table_lists_every_level_and_class(person_tree):
         HierarchicalIoUMetric(hierarchy=person_tree).format_table()
 
 
+def test_the_tree_from_dataset_meta(four_level_tree):
+    # as mmengine's loops do: metric.dataset_meta = dataset.metainfo, which carries the tree
+    metric = HierarchicalIoUMetric()
+    metric.dataset_meta = dict(classes=four_level_tree.leaf_names,
+                               hierarchy=four_level_tree.to_dict())
+    assert metric.hierarchy.same_tree(four_level_tree)
+    assert metric.background == [[], [], [], []]  # no 'background' node: none left out
+    # a tree given to the metric stays; the hook reports a dataset's other tree
+    given = HierarchicalIoUMetric(hierarchy='pascal_person_part')
+    given.dataset_meta = dict(hierarchy=four_level_tree.to_dict())
+    assert given.hierarchy.num_levels == 3
+
+
 def test_bad_arguments(person_tree):
-    with pytest.raises(ValueError, match='needs hierarchy'):
-        HierarchicalIoUMetric()
+    with pytest.raises(ValueError, match='has no class tree: its dataset carries none'):
+        HierarchicalIoUMetric().process({}, [sample([[0, 1]], [[0, 1]])])
     with pytest.raises(KeyError, match='sky'):
         HierarchicalIoUMetric(hierarchy=person_tree, background=('sky', ))
     with pytest.raises(ValueError, match='head'):

@@ -143,8 +143,13 @@ class HierarchicalIoUMetric(BaseMetric):
     predicted class (`pred_level_seg`), its confidence that class's probability
     (for derived levels it need not be the level's largest probability).
 
+    The tree is the one its dataset carries in `dataset_meta` (mmengine's loops hand
+    the dataset's metainfo to the metric), else the one given here (the tools write
+    the config's tree into the metric where the dataset holds none, e.g. mmseg's).
+
     Args:
-        hierarchy: the class tree (nested mapping, preset name or ClassHierarchy).
+        hierarchy: the class tree (nested mapping, preset name or ClassHierarchy),
+            or None to take it from `dataset_meta`.
         ignore_index: ground-truth value left out everywhere.
         background: names of depth-1 leaves left out of the `_nobg` means; a name
             the tree lacks is an error unless it is the default 'background'.
@@ -182,22 +187,10 @@ class HierarchicalIoUMetric(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if hierarchy is None:
-            raise ValueError('HierarchicalIoUMetric needs hierarchy=...: state the tree at '
-                             "the config's top level (hierarchy = ...), which the tools "
-                             'write into the metric')
-        self.hierarchy = build_hierarchy(hierarchy, ignore_index=ignore_index)
-        if self.hierarchy.ignore_index != ignore_index:
-            raise ValueError(f'the hierarchy uses ignore index {self.hierarchy.ignore_index}'
-                             f' but the metric was given ignore_index={ignore_index}')
         self.ignore_index = ignore_index
         if isinstance(background, str):
             background = (background, )
-        if tuple(background) == ('background', ) and \
-                'background' not in self.hierarchy.node_names:
-            background = ()  # the default on a tree without a background class
         self.background_names = tuple(background)
-        self.background = background_classes(self.hierarchy, self.background_names)
         self.nan_to_num = nan_to_num
         if format_only and not output_dir:
             raise ValueError('HierarchicalIoUMetric: format_only=True needs output_dir')
@@ -205,15 +198,6 @@ class HierarchicalIoUMetric(BaseMetric):
         self.format_only = format_only
         if output_dir and is_main_process():
             mkdir_or_exist(output_dir)
-
-        sizes = self.hierarchy.level_sizes
-        # Offsets of each level's flattened (C_k * C_k) block in one bincount.
-        squares = torch.tensor([c * c for c in sizes])
-        self._offsets = torch.cumsum(squares, 0) - squares
-        self._num_bins = int(squares.sum())
-        self._parents = [torch.as_tensor(self.hierarchy.level_parents(k))
-                         for k in range(1, self.hierarchy.num_levels)]
-
         if isinstance(ece_bins, bool) or not isinstance(ece_bins, int) or ece_bins < 0:
             raise ValueError(f'HierarchicalIoUMetric: ece_bins must be an integer >= 0 '
                              f'(0 = no calibration), got {ece_bins!r}')
@@ -222,15 +206,57 @@ class HierarchicalIoUMetric(BaseMetric):
                              f' valid: {", ".join(PROBABILITY_MODES)}')
         self.ece_bins = ece_bins
         self.probabilities = probabilities
-        # (sum_k C_k, L): row offsets[k] + c adds up the leaves of class c of level k.
-        self._level_matrix = torch.cat(self.hierarchy.level_matrices())
-        self._level_rows = [int(o) for o in torch.cumsum(torch.tensor([0] + sizes[:-1]), 0)]
         self._modes = PROBABILITY_MODES[1:]  # counted per sample, in this order
 
         self.level_results: List[Dict[str, np.ndarray]] = []  # of the last evaluation
         self._consistency = float('nan')
         self.calibration_results: Optional[List[Tuple[float, float]]] = None
         self._calibration_note: Optional[str] = None
+        self.hierarchy: Optional[ClassHierarchy] = None
+        if hierarchy is not None:
+            self._adopt(hierarchy)
+
+    def _adopt(self, hierarchy: Union[ClassHierarchy, Mapping, str]) -> None:
+        """Take the tree and derive the per-level tables from it."""
+        tree = build_hierarchy(hierarchy, ignore_index=self.ignore_index)
+        if tree.ignore_index != self.ignore_index:
+            raise ValueError(f'the hierarchy uses ignore index {tree.ignore_index}'
+                             f' but the metric was given ignore_index={self.ignore_index}')
+        names = self.background_names
+        if names == ('background', ) and 'background' not in tree.node_names:
+            names = ()  # the default on a tree without a background class
+        self.background = background_classes(tree, names)
+        self.background_names = names
+        self.hierarchy = tree
+        sizes = tree.level_sizes
+        # Offsets of each level's flattened (C_k * C_k) block in one bincount.
+        squares = torch.tensor([c * c for c in sizes])
+        self._offsets = torch.cumsum(squares, 0) - squares
+        self._num_bins = int(squares.sum())
+        self._parents = [torch.as_tensor(tree.level_parents(k))
+                         for k in range(1, tree.num_levels)]
+        # (sum_k C_k, L): row offsets[k] + c adds up the leaves of class c of level k.
+        self._level_matrix = torch.cat(tree.level_matrices())
+        self._level_rows = [int(o) for o in torch.cumsum(torch.tensor([0] + sizes[:-1]), 0)]
+
+    @property
+    def dataset_meta(self) -> Optional[dict]:
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: Optional[dict]) -> None:
+        """mmengine's loops set this from the dataset's metainfo: its tree is adopted
+        when none was given (a tree that differs is HierarchyCheckHook's to report)."""
+        self._dataset_meta = dataset_meta
+        if self.hierarchy is None and (dataset_meta or {}).get('hierarchy') is not None:
+            self._adopt(dataset_meta['hierarchy'])
+
+    def _tree(self) -> ClassHierarchy:
+        if self.hierarchy is None:
+            raise ValueError('HierarchicalIoUMetric has no class tree: its dataset carries '
+                             'none in dataset_meta; state the tree at the config\'s top level '
+                             '(hierarchy = ...), which the tools write into the metric')
+        return self.hierarchy
 
     def confusion(self, gt_levels: Tensor, pred_levels: Tensor) -> Tensor:
         """Counts of one sample: confusion blocks of every level, then 2 counts.
@@ -311,7 +337,7 @@ class HierarchicalIoUMetric(BaseMetric):
         """
         for sample in data_samples:
             gt_levels, pred_levels = sample_level_labels(
-                sample, self.hierarchy, need_gt=not self.format_only)
+                sample, self._tree(), need_gt=not self.format_only)
             if self.output_dir:
                 self._save(sample, pred_levels)
             if self.format_only:
