@@ -72,7 +72,7 @@ class HierarchicalRunner(Runner):
         """The checkpoint `--resume` will load, if it is a local file."""
         if not self.cfg.get('resume', False):
             return None
-        path = self.cfg.get('load_from') or find_latest_checkpoint(self._work_dir)
+        path = self.cfg.get('load_from') or find_latest_checkpoint(self.work_dir)
         return path if path and osp.isfile(path) else None
 
     def setup_env(self, env_cfg: dict) -> None:
@@ -87,7 +87,7 @@ class HierarchicalRunner(Runner):
         except Exception:  # not ours, or unreadable: resume() will say so
             return
         previous = str(meta.get('experiment_name', ''))[-15:]
-        if _TIMESTAMP.match(previous) and osp.isdir(osp.join(self._work_dir, previous)):
+        if _TIMESTAMP.match(previous) and osp.isdir(osp.join(self.work_dir, previous)):
             self._timestamp = previous
 
     def load_or_resume(self) -> None:
@@ -112,7 +112,7 @@ class HierarchicalRunner(Runner):
                 writer_cls = type(backend._tensorboard)
                 backend._tensorboard.close()
                 backend._tensorboard = writer_cls(backend._save_dir, purge_step=step + 1)
-        print_log(f'resumed at iteration {step}: logging on in {self._log_dir}',
+        print_log(f'resumed at iteration {step}: logging on in {self.log_dir}',
                   logger='current')
 
     def load_checkpoint(self, filename: str, *args, **kwargs):
