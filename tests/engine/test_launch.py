@@ -57,3 +57,29 @@ def test_skip_pretrained_for_testing():
         type='ResNetV1c', init_cfg=dict(type='Pretrained', checkpoint='missing.pth')))))
     skip_pretrained(cfg)
     assert cfg.model.pretrained is None and cfg.model.backbone.init_cfg is None
+
+
+@pytest.mark.parametrize('runner_type', ['HierarchicalRunner', None])
+def test_the_tree_is_resolved_once_per_command(tmp_path, monkeypatch, runner_type):
+    # tools/train.py and test.py: load_config(resolve_tree=False), then build_runner,
+    # where HierarchicalRunner.from_cfg resolves it (or build_runner, for another runner)
+    import mmengine.runner
+    from hseg_mm.engine import hierarchical_runner, launch
+    calls = []
+
+    def counting(cfg, *args, **kwargs):
+        calls.append(cfg.filename)
+        return real(cfg, *args, **kwargs)
+    real = launch.apply_hierarchy
+    monkeypatch.setattr(launch, 'apply_hierarchy', counting)
+    monkeypatch.setattr(hierarchical_runner, 'apply_hierarchy', counting)
+    # stop where mmengine would build the parts: hand back the config it was given
+    monkeypatch.setattr(mmengine.runner.Runner, 'from_cfg', classmethod(lambda cls, cfg: cfg))
+    path = _write(tmp_path, "hierarchy = 'pascal_person_part'\n"
+                  "model = dict(type='HierarchicalEncoderDecoder')\n" +
+                  (f'runner_type = {runner_type!r}\n' if runner_type else ''))
+    cfg = load_config(path, resolve_tree=False)
+    assert 'hierarchy' not in cfg.model and calls == []
+    built = launch.build_runner(cfg)
+    assert len(calls) == 1
+    assert built.model.hierarchy['body']['lower_body'] == dict(upper_leg=5, lower_leg=6)
