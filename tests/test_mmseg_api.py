@@ -68,10 +68,11 @@ def test_dumped_config_is_complete(trained):
     cfg = Config.fromfile(config)
     tree = TREE.to_dict()
     assert cfg.hierarchy == tree
-    # every part that takes a tree has it written in: nothing is left to hseg_mm
-    for part in (cfg.model, cfg.visualizer, cfg.train_dataloader.dataset,
-                 cfg.test_dataloader.dataset, cfg.val_evaluator):
+    # the model and the datasets have it written in: nothing is left to hseg_mm; the
+    # metric and the visualiser take it from the datasets' dataset_meta
+    for part in (cfg.model, cfg.train_dataloader.dataset, cfg.test_dataloader.dataset):
         assert part.hierarchy == tree, part.type
+    assert 'hierarchy' not in cfg.visualizer and 'hierarchy' not in cfg.val_evaluator
     assert cfg.runner_type == 'HierarchicalRunner'
     apply_hierarchy(cfg, check_paths=False)  # fed back to the tools, it is the same tree
     assert cfg.model.hierarchy == tree
