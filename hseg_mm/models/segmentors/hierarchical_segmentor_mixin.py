@@ -17,7 +17,7 @@ from ..decode_heads.hierarchical_head_mixin import NO_TREE, HierarchicalHeadMixi
 from ..inference import RULES_AT_ORIGINAL_SIZE, leaf_scores, level_predictions
 from .pretrained import named_weight_errors
 
-__all__ = ['HierarchicalSegmentorMixin', 'PendingHeads']
+__all__ = ['HierarchicalSegmentorMixin', 'PendingHeads', 'tree_state']
 
 
 def _lacks_tree(head_cfgs: Union[None, ConfigType, List[ConfigType]]) -> bool:
@@ -28,6 +28,14 @@ def _lacks_tree(head_cfgs: Union[None, ConfigType, List[ConfigType]]) -> bool:
     cls = config_class(last, MODELS)
     return cls is not None and issubclass(cls, HierarchicalHeadMixin) and \
         last.get('hierarchy') is None
+
+
+def tree_state(hierarchy: ClassHierarchy) -> Tensor:
+    """The tree as a segmentor's state dict holds it (key `_extra_state`): the JSON of
+    `{'hierarchy': tree}` as a uint8 tensor (1-d, one byte each), so that a state dict
+    stays all tensors; a checkpoint converter writes the same."""
+    text = json.dumps({'hierarchy': hierarchy.to_dict()})
+    return torch.tensor(list(text.encode('utf-8')), dtype=torch.uint8)
 
 
 class PendingHeads:
@@ -174,8 +182,7 @@ class HierarchicalSegmentorMixin:
         tools read it so); empty while the tree is pending."""
         if self._pending_heads is not None:
             return torch.zeros(0, dtype=torch.uint8)
-        text = json.dumps({'hierarchy': self.hierarchy.to_dict()})
-        return torch.tensor(list(text.encode('utf-8')), dtype=torch.uint8)
+        return tree_state(self.hierarchy)
 
     def set_extra_state(self, state: Any) -> None:
         """Build the pending heads on the tree of the weights being loaded; a model that
