@@ -96,7 +96,9 @@ def hssn_release_scores(node_logits: Tensor, hierarchy: ClassHierarchy) -> Tenso
         hierarchy: the class tree.
 
     Returns:
-        (N, L, ...) leaf scores in [0, D], channel l = label id l.
+        (N, L, ...) leaf scores in [0, 1] (a sum of distinct channels of one softmax),
+        channel l = label id l; over the leaves they sum to more than 1, as each parent
+        counts once per child.
     """
     probs = node_logits.softmax(dim=1).flatten(2)
     mask = hierarchy.path_mask_tensor(node_logits.device, probs.dtype)  # (L, V)

@@ -304,3 +304,13 @@ def test_command_line(tmp_path):
                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert run.returncode != 0
     assert 'decode_head.conv_seg.weight has shape (12, 32, 1, 1)' in run.stderr
+    # --config: this ResNetV1d-18 file does not fit the ResNetV1d-101 config's model; the
+    # first key that differs: layer1's first block, a 3x3 basic-block conv here, a 1x1
+    # bottleneck conv there
+    run = subprocess.run([sys.executable, osp.join(ROOT, TOOL), src, dst, '--dataset',
+                          'pascal_person_part', '--config', CONFIGS['pascal_person_part']],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode != 0
+    assert ('backbone.layer1.0.conv1.weight has shape (64, 64, 3, 3), but the model of '
+            'configs/hssn_release/hssn_release_pascal_person_part.py needs (64, 64, 1, 1)'
+            ) in run.stderr

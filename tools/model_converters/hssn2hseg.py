@@ -19,7 +19,8 @@ SRC: a file (or URL) of qhanghu/HSSN_pytorch (mmseg 0.11, DeepLabV3+ on ResNetV1
 
 Everything else (backbone, ASPP, decoder, auxiliary head) keeps its name: mmseg 1.x names
 these modules as mmseg 0.11 did. A file whose `conv_seg` shapes do not fit the dataset's
-tree is refused, naming the key and both shapes.
+tree is refused, naming the key and both shapes; with `--config` every key is checked
+against that config's model (e.g. a ResNet-50 file against the ResNet-101 config).
 
 Then test with the matching config (configs/hssn_release/), e.g.
 `python tools/test.py configs/hssn_release/hssn_release_cityscapes.py DST`.
@@ -140,6 +141,41 @@ def convert_hssn(state_dict: Mapping[str, Tensor], tree: ClassHierarchy,
     return converted
 
 
+def check_against_model(state_dict: Mapping[str, Tensor], model_state: Mapping[str, Tensor],
+                        source: str, config: str) -> None:
+    """Refuse a converted state dict that does not load strictly into the config's model.
+
+    Args:
+        state_dict: from `convert_hssn`.
+        model_state: the state dict of the model the config builds.
+        source: the checkpoint, named in errors.
+        config: the config, named in errors.
+    """
+    for key, value in model_state.items():
+        if key not in state_dict:
+            raise ConversionError(f'{source}: no key {key!r}, which the model of {config} has')
+        if key != '_extra_state' and tuple(state_dict[key].shape) != tuple(value.shape):
+            raise ConversionError(
+                f'{source}: {key} has shape {tuple(state_dict[key].shape)}, but the model of '
+                f'{config} needs {tuple(value.shape)}')
+    extra = sorted(set(state_dict) - set(model_state))
+    if extra:
+        raise ConversionError(f'{source}: keys the model of {config} does not have: '
+                              f'{extra[:5]}{" ..." if len(extra) > 5 else ""}')
+
+
+def config_model_state(config: str) -> Dict[str, Tensor]:
+    """The state dict of the model `config` builds (its tree applied, no weights read)."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    from hseg_mm.engine.launch import load_config, skip_pretrained
+    cfg = load_config(config, check_data=False)
+    skip_pretrained(cfg)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    return MODELS.build(cfg.model).state_dict()
+
+
 def convert_checkpoint(checkpoint: Mapping, tree: ClassHierarchy,
                        source: str = 'checkpoint') -> Dict[str, object]:
     """The whole file: converted `state_dict` and a meta naming the tree and the source.
@@ -169,6 +205,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('dst', help='file to write')
     parser.add_argument('--dataset', required=True, choices=sorted(DATASET_TREES),
                         help='the dataset the checkpoint was trained on (its tree)')
+    parser.add_argument('--config', help='also check every key and shape against the model '
+                        'of this config (e.g. configs/hssn_release/hssn_release_cityscapes.py)')
     return parser.parse_args()
 
 
@@ -178,6 +216,9 @@ def main() -> None:
     checkpoint = CheckpointLoader.load_checkpoint(args.src, map_location='cpu')
     try:
         converted = convert_checkpoint(checkpoint, tree, args.src)
+        if args.config:
+            check_against_model(converted['state_dict'], config_model_state(args.config),
+                                args.src, args.config)
     except ConversionError as err:
         raise SystemExit(f'hssn2hseg: {err}') from None
     dst_dir = osp.dirname(osp.abspath(args.dst))
