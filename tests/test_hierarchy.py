@@ -131,3 +131,29 @@ def test_single_child_and_flat_trees():
 def test_malformed_trees(tree, message):
     with pytest.raises(HierarchyError, match=message):
         ClassHierarchy(tree)
+
+
+def test_single_child_chains_keep_a_node_per_level():
+    # the HSSN release's PASCAL-Person-Part layout: background repeated at every level,
+    # as the chain background_l1 -> background_l2 -> background (12 nodes, the release's
+    # 12 channels), every leaf at depth 3
+    h = ClassHierarchy('pascal_person_part_hssn')
+    assert h.num_nodes == 12 and h.level_sizes == [2, 3, 7]
+    assert h.node_names[:5] == ['background_l1', 'body', 'background_l2', 'upper_body',
+                                'lower_body']
+    assert {h.depths[v] for v in h.leaf_nodes} == {3}
+    # background is class 0 at every level; lower_leg (6) is body (1) / lower_body (2) / 6
+    assert h.leaf_to_level[:, 0].tolist() == [0, 0, 0]
+    assert h.leaf_to_level[:, 6].tolist() == [1, 2, 6]
+    assert h.path_mask[0].sum() == 3  # background's path: its three chain nodes
+
+
+@pytest.mark.parametrize('name', ['cityscapes', 'pascal_person_part', 'lip'])
+def test_hssn_presets_have_the_levels_of_the_plain_ones(name):
+    # a chain only adds nodes: the same leaves, levels and class of every leaf at every
+    # level, so metrics of the two trees compare
+    chain, plain = ClassHierarchy(f'{name}_hssn'), ClassHierarchy(name)
+    assert chain.leaf_names == plain.leaf_names
+    assert chain.level_sizes == plain.level_sizes
+    assert np.array_equal(chain.leaf_to_level, plain.leaf_to_level)
+    assert chain.num_nodes == plain.num_nodes + (1 if name == 'cityscapes' else 2)

@@ -52,7 +52,8 @@ from torch import Tensor, nn  # noqa: E402
 
 from hseg_mm.engine import ConfigError, check_checkpoint_tree  # noqa: E402
 from hseg_mm.engine.launch import load_config, run_tool, skip_pretrained  # noqa: E402
-from hseg_mm.models.inference import level_predictions  # noqa: E402
+from hseg_mm.models.inference import (RULES_AT_ORIGINAL_SIZE, leaf_scores,  # noqa: E402
+                                      level_predictions)
 from hseg_mm.models.segmentors import HierarchicalSegmentorMixin  # noqa: E402
 
 INPUT_NAME = 'image'
@@ -68,7 +69,8 @@ class OnnxSegmentor(nn.Module):
     Does what the segmentor's `test_step` does for a batch of images of one size
     with no padding and whole-image inference: the data preprocessor's channel flip
     and normalisation, `encode_decode` (node logits resized to the input, then leaf
-    scores by the head's rule), and `level_predictions` by the same rule.
+    scores by the head's rule; for 'hssn_release' the rule after it, as the input is
+    the original image), and `level_predictions` by the same rule.
     """
 
     def __init__(self, segmentor: nn.Module) -> None:
@@ -107,6 +109,9 @@ class OnnxSegmentor(nn.Module):
             x = (x - self.mean) / self.std
         # img_shape is the input's own (symbolic) size: the scores come back at it
         leaf = self.segmentor.encode_decode(x, [dict(img_shape=image.shape[2:])])
+        if self.rule in RULES_AT_ORIGINAL_SIZE:
+            # the head handed on node logits; the input is the original image here
+            leaf = leaf_scores(leaf, self.segmentor.hierarchy, self.rule)
         return leaf, level_predictions(leaf, self.segmentor.hierarchy, self.rule)
 
     def metadata(self) -> Dict[str, str]:

@@ -10,18 +10,30 @@ Rules:
 
 - ``'tree_min'`` (HSSN paper): score of a leaf = min of the sigmoid scores of the
   nodes on its root-to-leaf path.
-- ``'path_sum'`` (HSSN release): score of a leaf = sum over levels of the sigmoid
-  score of its node at that level. A leaf that sits higher than the deepest level
-  (e.g. background) counts once per level it is carried down to, as the release
-  did with one background channel per level; so every path has `num_levels` terms
-  and shallow leaves are not penalised for having fewer nodes.
+- ``'path_sum'``: score of a leaf = sum over levels of the sigmoid score of its node
+  at that level. A leaf that sits higher than the deepest level (e.g. background)
+  counts once per level it is carried down to, so every path has `num_levels` terms.
+  This is NOT the HSSN release's rule (that one is ``'hssn_release'``: a softmax over
+  all channels, not per-node sigmoids); it is kept as a sigmoid rule of its own.
+- ``'hssn_release'`` (qhanghu/HSSN_pytorch): softmax over ALL node channels together,
+  at the original image size; score of a leaf = the probability of its channel plus
+  those of its ancestors' channels (`hssn_release_scores`).
+- ``'hssn_mmseg'`` (mmseg projects/hssn): score of a leaf = the raw logit of its
+  channel plus those of its ancestors' channels (`hssn_mmseg_scores`).
 - ``'flat'`` (Weber et al. 2024): softmax over the leaf-node channels; a parent's
   score is the sum of its children's.
 - ``'level_argmax'``: the same leaf softmax, summed to each level and argmaxed per
   level independently; may be inconsistent across levels (kept to measure that).
 
-The first three derive every level from the leaf argmax, so a pixel's level-k
-class is always the ancestor of its leaf class (consistent by construction).
+All rules but 'level_argmax' derive every level from the leaf argmax, so a pixel's
+level-k class is always the ancestor of its leaf class (consistent by construction).
+
+Where a rule is applied: the head applies it to node logits resized to the network
+input, and the segmentor resizes the leaf scores to the original image. 'hssn_mmseg'
+is linear in the logits, so for it that order changes nothing. The HSSN release
+resized the logits to the original image and then took a softmax over all nodes,
+which does not commute with resizing: for 'hssn_release' (`RULES_AT_ORIGINAL_SIZE`)
+the head hands on node logits and the segmentor applies the rule after its resize.
 """
 from typing import List, Mapping, Union
 
@@ -30,15 +42,25 @@ from torch import Tensor
 
 from ..hierarchy import ClassHierarchy, build_hierarchy
 
-__all__ = ['INFERENCE_RULES', 'RULE_PROBABILITIES', 'leaf_scores', 'level_predictions',
-           'check_rule']
+__all__ = ['INFERENCE_RULES', 'RULE_PROBABILITIES', 'RULES_AT_ORIGINAL_SIZE', 'leaf_scores',
+           'level_predictions', 'check_rule', 'hssn_release_scores', 'hssn_mmseg_scores']
 
-INFERENCE_RULES = ('tree_min', 'path_sum', 'flat', 'level_argmax')
+INFERENCE_RULES = ('tree_min', 'path_sum', 'flat', 'level_argmax', 'hssn_release',
+                   'hssn_mmseg')
+# Rules whose leaf scores come from node logits already resized to the original image
+# (a softmax over the nodes, as the release applied it after the resize): the head's
+# `predict` returns node logits for them and the segmentor applies the rule after its
+# resize (`HierarchicalSegmentorMixin.postprocess_result`).
+RULES_AT_ORIGINAL_SIZE = ('hssn_release', )
 # What each rule's leaf scores stand for, for calibration: 'given' = probabilities
 # already (a softmax), 'normalised' = non-negative scores to divide by their
-# per-pixel sum (sigmoid rules). The metric reads it (evaluation/metrics/calibration.py).
+# per-pixel sum (sigmoid rules; 'hssn_release', whose leaf scores are softmax
+# probabilities with every ancestor's added, so they sum to more than 1), 'softmax' =
+# logits ('hssn_mmseg' sums raw logits). The metric reads it
+# (evaluation/metrics/calibration.py).
 RULE_PROBABILITIES = dict(flat='given', level_argmax='given', tree_min='normalised',
-                          path_sum='normalised')
+                          path_sum='normalised', hssn_release='normalised',
+                          hssn_mmseg='softmax')
 
 HierarchyLike = Union[ClassHierarchy, Mapping, str]
 
@@ -56,6 +78,56 @@ def _leaf_path_index(hierarchy: ClassHierarchy, device: torch.device) -> Tensor:
     return torch.as_tensor(hierarchy.leaf_paths, dtype=torch.long, device=device)
 
 
+def hssn_release_scores(node_logits: Tensor, hierarchy: ClassHierarchy) -> Tensor:
+    """The HSSN release's leaf scores: softmax over all node channels, each leaf's
+    probability plus the probabilities of its ancestors.
+
+    Source: qhanghu/HSSN_pytorch, mmseg/models/segmentors/encoder_decoder.py,
+    `EncoderDecoder.inference` (``output = F.softmax(seg_logit, dim=1)`` over all 26 /
+    12 / 25 channels, after `whole_inference` resized the logits to ``ori_shape``) and
+    `simple_test` (``seg_logit[:, 0:2] += seg_logit[:, -7]`` ...: every leaf channel
+    gets its ancestors' channels added, then the parent channels are dropped,
+    ``seg_logit[:, :-hiera_num_classes]``, and the argmax taken). The release's
+    parent of a single child (Cityscapes' sky, the background repeated per level) is a
+    node of its own here (the `*_hssn` presets), so its channel is added as well.
+
+    Args:
+        node_logits: (N, V, ...) node logits, at the original image size.
+        hierarchy: the class tree.
+
+    Returns:
+        (N, L, ...) leaf scores in [0, 1] (a sum of distinct channels of one softmax),
+        channel l = label id l; over the leaves they sum to more than 1, as each parent
+        counts once per child.
+    """
+    probs = node_logits.softmax(dim=1).flatten(2)
+    mask = hierarchy.path_mask_tensor(node_logits.device, probs.dtype)  # (L, V)
+    scores = torch.einsum('lv,nvp->nlp', mask, probs)
+    return scores.reshape(node_logits.shape[0], hierarchy.num_leaves, *node_logits.shape[2:])
+
+
+def hssn_mmseg_scores(node_logits: Tensor, hierarchy: ClassHierarchy) -> Tensor:
+    """mmseg projects/hssn's leaf scores: each leaf's logit plus its ancestors' logits.
+
+    Source: open-mmlab/mmsegmentation, projects/hssn/decode_head/sep_aspp_contrast_head.py,
+    `DepthwiseSeparableASPPContrastHead.predict_by_feat` (``seg_logit[:, 0:2] +=
+    seg_logit[:, -7]`` ... on the raw logits at the head's resolution, parent channels
+    dropped, then resized to the input). Bilinear resizing is linear, so summing after
+    the resize, as here, gives the same scores.
+
+    Args:
+        node_logits: (N, V, ...) node logits.
+        hierarchy: the class tree.
+
+    Returns:
+        (N, L, ...) leaf scores (sums of logits, unbounded), channel l = label id l.
+    """
+    flat = node_logits.flatten(2)
+    mask = hierarchy.path_mask_tensor(node_logits.device, flat.dtype)  # (L, V)
+    scores = torch.einsum('lv,nvp->nlp', mask, flat)
+    return scores.reshape(node_logits.shape[0], hierarchy.num_leaves, *node_logits.shape[2:])
+
+
 def leaf_scores(node_logits: Tensor, hierarchy: HierarchyLike, rule: str = 'tree_min') -> Tensor:
     """Score of every leaf class from the node logits.
 
@@ -68,7 +140,9 @@ def leaf_scores(node_logits: Tensor, hierarchy: HierarchyLike, rule: str = 'tree
     Returns:
         (N, L, H, W), channel l = label id l. Sigmoid-based for 'tree_min'
         (in [0, 1]) and 'path_sum' (in [0, D]); softmax probabilities for
-        'flat' and 'level_argmax'.
+        'flat' and 'level_argmax'; sums of softmax probabilities for 'hssn_release'
+        (give it node logits at the original image size); sums of logits for
+        'hssn_mmseg'.
     """
     hierarchy = build_hierarchy(hierarchy)
     check_rule(rule)
@@ -79,6 +153,10 @@ def leaf_scores(node_logits: Tensor, hierarchy: HierarchyLike, rule: str = 'tree
     if rule in ('flat', 'level_argmax'):
         leaf_index = torch.as_tensor(hierarchy.leaf_nodes, device=node_logits.device)
         return node_logits.index_select(1, leaf_index).softmax(dim=1)
+    if rule == 'hssn_release':
+        return hssn_release_scores(node_logits, hierarchy)
+    if rule == 'hssn_mmseg':
+        return hssn_mmseg_scores(node_logits, hierarchy)
 
     paths = _leaf_path_index(hierarchy, node_logits.device)  # (L, D)
     # (N, L*D, ...) -> (N, L, D, ...): a handful of channels, cheap to gather.
@@ -87,7 +165,7 @@ def leaf_scores(node_logits: Tensor, hierarchy: HierarchyLike, rule: str = 'tree
     if rule == 'tree_min':
         # sigmoid is monotonic: the min of sigmoids is the sigmoid of the min logit.
         return gathered.amin(dim=2).sigmoid()
-    return gathered.sigmoid().sum(dim=2)  # path_sum
+    return gathered.sigmoid().sum(dim=2)  # path_sum: a sum of per-level sigmoids
 
 
 def level_predictions(leaf_scores: Tensor, hierarchy: HierarchyLike,

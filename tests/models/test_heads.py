@@ -346,11 +346,15 @@ def check_levels(results, tree, consistent=True):
             assert torch.equal(levels, lut[:, leaf])
 
 
-@pytest.mark.parametrize('inference', ['tree_min', 'path_sum', 'flat', 'level_argmax'])
+@pytest.mark.parametrize('inference', ['tree_min', 'path_sum', 'flat', 'level_argmax',
+                                       'hssn_release', 'hssn_mmseg'])
 def test_encoder_decoder_r18_deeplabv3plus(inference, four_level_tree):
     tree = four_level_tree
     model = deeplab_r18(tree.tree, inference=inference)
-    assert model.num_classes == model.out_channels == tree.num_leaves == 7
+    # 'hssn_release' is applied after the resize to the image: the head's predict hands on
+    # the 10 node channels, which slide inference allocates
+    channels = tree.num_nodes if inference == 'hssn_release' else tree.num_leaves
+    assert model.num_classes == tree.num_leaves == 7 and model.out_channels == channels
     assert model.auxiliary_head.num_classes == 7  # filled in from the tree
     images, labels = images_and_labels(tree)
     model.train()
@@ -364,9 +368,12 @@ def test_encoder_decoder_r18_deeplabv3plus(inference, four_level_tree):
     check_levels(results, tree, consistent=inference != 'level_argmax')
 
 
-def test_slide_inference_allocates_leaf_channels(person_tree):
-    model = deeplab_r18('pascal_person_part', test_cfg=dict(mode='slide', crop_size=(48, 48),
-                                                            stride=(32, 32)))
+@pytest.mark.parametrize('inference', ['tree_min', 'hssn_release'])
+def test_slide_inference_allocates_leaf_channels(inference, person_tree):
+    # 'hssn_release': the crops' node logits are averaged, as the release's slide_inference
+    # averaged its logits before the softmax; the rule then gives leaf scores
+    model = deeplab_r18('pascal_person_part', inference=inference,
+                        test_cfg=dict(mode='slide', crop_size=(48, 48), stride=(32, 32)))
     model.eval()
     images, labels = images_and_labels(person_tree)
     with torch.no_grad():

@@ -53,7 +53,7 @@ def test_level_argmax_can_be_inconsistent_flat_cannot(person_tree):
     assert level_predictions(s, person_tree, 'flat').flatten().tolist() == [0, 0, 0]
 
 
-@pytest.mark.parametrize('rule', ['tree_min', 'path_sum', 'flat'])
+@pytest.mark.parametrize('rule', ['tree_min', 'path_sum', 'flat', 'hssn_release', 'hssn_mmseg'])
 def test_consistent_rules_agree_with_leaf_argmax(rule, four_level_tree):
     h = four_level_tree
     torch.manual_seed(0)
@@ -80,7 +80,8 @@ def test_tree_min_matches_loop(four_level_tree):
 
 def test_bad_rule_and_bad_shapes(person_tree):
     z = torch.zeros(1, 10, 2, 2)
-    with pytest.raises(ValueError, match='valid rules: tree_min, path_sum, flat, level_argmax'):
+    with pytest.raises(ValueError, match='valid rules: tree_min, path_sum, flat, level_argmax, '
+                                         'hssn_release, hssn_mmseg'):
         leaf_scores(z, person_tree, 'argmax')
     with pytest.raises(ValueError, match='valid rules'):
         level_predictions(torch.zeros(1, 7, 2, 2), person_tree, 'min')
@@ -88,7 +89,8 @@ def test_bad_rule_and_bad_shapes(person_tree):
         leaf_scores(torch.zeros(1, 7, 2, 2), person_tree, 'tree_min')
     with pytest.raises(ValueError, match='L = 7'):
         level_predictions(z, person_tree, 'tree_min')
-    assert INFERENCE_RULES == ('tree_min', 'path_sum', 'flat', 'level_argmax')
+    assert INFERENCE_RULES == ('tree_min', 'path_sum', 'flat', 'level_argmax', 'hssn_release',
+                               'hssn_mmseg')
 
 
 def test_accepts_config_value():
@@ -96,3 +98,45 @@ def test_accepts_config_value():
     z = torch.tensor([1.0, -1.0]).view(1, 2, 1, 1)
     s = leaf_scores(z, dict(a=0, b=1), 'flat')
     assert level_predictions(s, dict(a=0, b=1), 'flat').flatten().tolist() == [0]
+
+
+def test_hssn_rules_by_hand_and_path_sum_differs(person_tree):
+    # Node logits log(p) with p summing to 1, so the softmax over all 10 channels is p:
+    # background 0.30, body 0.25, upper_body 0.05, lower_body 0.05, head 0.05,
+    # torso 0.10, upper_arm, lower_arm, upper_leg, lower_leg 0.05 each.
+    p = [0.30, 0.25, 0.05, 0.05, 0.05, 0.10, 0.05, 0.05, 0.05, 0.05]
+    z = torch.tensor(p).log().view(1, -1, 1, 1)
+    # hssn_release: a leaf's probability plus its ancestors' (the release's simple_test):
+    # background 0.30 (no ancestor); head 0.05 + 0.05 + 0.25 = 0.35; torso 0.10 + 0.05 +
+    # 0.25 = 0.40; the arms 0.35; the legs 0.05 + 0.05 + 0.25 = 0.35 -> torso (id 2):
+    # body (1) / upper_body (1) / torso (2).
+    s = leaf_scores(z, person_tree, 'hssn_release')
+    expected = torch.tensor([0.30, 0.35, 0.40, 0.35, 0.35, 0.35, 0.35])
+    assert torch.allclose(s.flatten(), expected, atol=1e-6)
+    assert level_predictions(s, person_tree, 'hssn_release').flatten().tolist() == [1, 1, 2]
+    # path_sum on the same logits (a sum of per-level sigmoids, sigmoid(log p) = p / (1 + p)):
+    # background carried to 3 levels 3 * 0.3 / 1.3 = 0.692; torso 0.25 / 1.25 + 0.05 / 1.05
+    # + 0.10 / 1.10 = 0.339 -> background: path_sum is not the release's rule.
+    s = leaf_scores(z, person_tree, 'path_sum')
+    assert s.flatten()[0] == pytest.approx(3 * 0.3 / 1.3, abs=1e-6)
+    assert s.flatten()[2] == pytest.approx(0.25 / 1.25 + 0.05 / 1.05 + 0.10 / 1.10, abs=1e-6)
+    assert level_predictions(s, person_tree, 'path_sum').flatten().tolist() == [0, 0, 0]
+    # hssn_mmseg adds raw logits along the path: background log 0.3 = -1.20; torso
+    # log 0.25 + log 0.05 + log 0.10 = -6.68 -> background.
+    s = leaf_scores(z, person_tree, 'hssn_mmseg')
+    assert s.flatten()[0] == pytest.approx(math.log(0.3), abs=1e-6)
+    assert s.flatten()[2] == pytest.approx(math.log(0.25 * 0.05 * 0.10), abs=1e-5)
+    assert level_predictions(s, person_tree, 'hssn_mmseg').flatten().tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize('rule', ['hssn_release', 'hssn_mmseg'])
+def test_hssn_rules_match_loop(rule, four_level_tree):
+    # any tree, a shallow leaf (sky) included: the leaf's channel plus every ancestor's,
+    # of the softmax over all nodes (release) or of the raw logits (mmseg projects/hssn)
+    h = four_level_tree
+    torch.manual_seed(2)
+    z = torch.randn(2, h.num_nodes, 3, 4) * 4
+    s = leaf_scores(z, h, rule)
+    values = z.softmax(1) if rule == 'hssn_release' else z
+    for lid, v in enumerate(h.leaf_nodes):
+        assert torch.allclose(s[:, lid], values[:, [v] + h.ancestors[v]].sum(1), atol=1e-6)

@@ -266,3 +266,33 @@ def test_verify_refuses_a_graph_fixed_at_the_example_size(tmp_path):
     assert tool.verify(model, path, [(16, 16)]) <= 1e-4  # right at the example's size
     with pytest.raises(tool.ExportError, match='wrong at 12x20'):
         tool.verify(model, path, [(12, 20)])
+
+
+def test_release_rule_is_applied_in_the_graph_function():
+    # 'hssn_release' is applied after the resize to the original image, so the head's
+    # encode_decode hands on the 12 node logits; the graph's input is the original image,
+    # and the graph function applies the rule itself: it returns what predict returns.
+    from mmengine.config import ConfigDict
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    tool = _load_tool()
+    norm = dict(type='BN')
+    torch.manual_seed(0)
+    model = MODELS.build(ConfigDict(
+        type='HierarchicalEncoderDecoder', hierarchy='pascal_person_part_hssn',
+        backbone=dict(type='ResNetV1d', depth=18, out_indices=(0, 1, 2, 3),
+                      dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1), norm_cfg=norm),
+        decode_head=dict(type='HierarchicalDepthwiseSeparableASPPHead', in_channels=512,
+                         in_index=3, channels=16, dilations=(1, 6), c1_in_channels=64,
+                         c1_channels=8, norm_cfg=norm, inference='hssn_release',
+                         embedding_channels=None,
+                         loss_decode=[dict(type='FocalTreeMinLoss')]),
+        test_cfg=dict(mode='whole'))).eval()
+    image = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        leaf, levels = tool.OnnxSegmentor(model)(image)
+        sample = model.predict(image)[0]  # no data sample: the input is the original size
+    assert leaf.shape == (1, 7, 64, 64)  # 7 leaves, not the 12 node channels
+    assert torch.allclose(leaf[0], sample.seg_logits.data, atol=1e-6)
+    assert torch.equal(levels[0], sample.pred_level_seg.data)

@@ -166,8 +166,9 @@ class HierarchicalIoUMetric(BaseMetric):
         probabilities: how leaf scores become leaf probabilities. 'given': they
             are probabilities (the 'flat' and 'level_argmax' rules: softmax);
             'normalised': divided by their per-pixel sum (the 'tree_min' and
-            'path_sum' rules, whose sigmoid scores are no distribution);
-            'softmax': they are logits (a plain mmseg model). 'auto' (default)
+            'path_sum' rules, whose sigmoid scores are no distribution, and
+            'hssn_release', whose leaf scores carry their ancestors' probabilities);
+            'softmax': they are logits (a plain mmseg model, the 'hssn_mmseg' rule). 'auto' (default)
             decides per sample: by its `inference_rule` metainfo if present,
             else 'given' or 'normalised' for a hierarchical segmentor's sample
             (one with `pred_level_seg`) as its scores do or do not sum to 1 per

@@ -13,7 +13,9 @@ FCNHead)``), it changes four things:
   calls;
 - ``loss_by_feat`` gives every loss the node logits, the leaf labels and the embedding;
 - ``predict_by_feat`` returns LEAF scores (N, L, H, W) by the inference rule, so mmseg's
-  whole/slide inference, TTA and IoUMetric work on them unchanged.
+  whole/slide inference, TTA and IoUMetric work on them unchanged; for a rule applied at
+  the original image size (``RULES_AT_ORIGINAL_SIZE``: 'hssn_release') it returns the
+  node logits (N, V, H, W) and the segmentor applies the rule after its resize.
 
 Optionally (``classifier=dict(type='PoincareClassifier', ...)``) a classifier module scores
 the LEAVES from that same feature in place of ``conv_seg``; the head still outputs node
@@ -34,7 +36,7 @@ from torch import Tensor
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
 from ...utils import config_class
-from ..inference import check_rule, leaf_scores
+from ..inference import RULES_AT_ORIGINAL_SIZE, check_rule, leaf_scores
 from ..losses.utils import resize_labels
 from ..utils import SampledEmbedding, full_statistics_supported
 
@@ -69,8 +71,8 @@ class HierarchicalHeadMixin:
         hierarchy: the class tree (nested mapping, preset name or `ClassHierarchy`);
             a hierarchical segmentor fills in its own when this is left out.
         inference: rule turning node logits into leaf scores at test time, one of
-            'tree_min', 'path_sum', 'flat', 'level_argmax' (see
-            `hseg_mm.models.inference`).
+            'tree_min', 'path_sum', 'flat', 'level_argmax', 'hssn_release',
+            'hssn_mmseg' (see `hseg_mm.models.inference`).
         embedding_channels: width of the L2-normalised projection embedding
             handed to the losses; built only when a loss in `loss_decode` takes
             an `embedding` argument. None: no embedding (such a loss then fails).
@@ -309,10 +311,22 @@ class HierarchicalHeadMixin:
 
     # ------------------------------------------------------------- inference
     def predict_by_feat(self, seg_logits: Tensor, batch_img_metas: List[dict]) -> Tensor:
-        """Leaf scores (N, L, H, W) at the input size from node logits (N, V, h, w)."""
+        """Leaf scores (N, L, H, W) at the input size from node logits (N, V, h, w);
+        for a rule in `RULES_AT_ORIGINAL_SIZE` the node logits (N, V, H, W) resized to
+        the input size, which the segmentor resizes to the image before the rule."""
         # float32 scores even when the forward ran under autocast
         node_logits = super().predict_by_feat(seg_logits.float(), batch_img_metas)
+        if self.inference in RULES_AT_ORIGINAL_SIZE:
+            return node_logits
         return leaf_scores(node_logits, self.hierarchy, self.inference)
+
+    @property
+    def predict_channels(self) -> int:
+        """Channels of what `predict` returns: nodes for a rule applied at the original
+        image size, else leaves (slide inference allocates them)."""
+        if self.inference in RULES_AT_ORIGINAL_SIZE:
+            return self.hierarchy.num_nodes
+        return self.hierarchy.num_leaves
 
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, inference={self.inference}, '

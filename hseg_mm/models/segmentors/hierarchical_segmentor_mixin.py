@@ -14,10 +14,10 @@ from torch import Tensor, nn
 from ...hierarchy import ClassHierarchy, build_hierarchy
 from ...utils import config_class
 from ..decode_heads.hierarchical_head_mixin import NO_TREE, HierarchicalHeadMixin, loss_class
-from ..inference import level_predictions
+from ..inference import RULES_AT_ORIGINAL_SIZE, leaf_scores, level_predictions
 from .pretrained import named_weight_errors
 
-__all__ = ['HierarchicalSegmentorMixin', 'PendingHeads']
+__all__ = ['HierarchicalSegmentorMixin', 'PendingHeads', 'tree_state']
 
 
 def _lacks_tree(head_cfgs: Union[None, ConfigType, List[ConfigType]]) -> bool:
@@ -28,6 +28,14 @@ def _lacks_tree(head_cfgs: Union[None, ConfigType, List[ConfigType]]) -> bool:
     cls = config_class(last, MODELS)
     return cls is not None and issubclass(cls, HierarchicalHeadMixin) and \
         last.get('hierarchy') is None
+
+
+def tree_state(hierarchy: ClassHierarchy) -> Tensor:
+    """The tree as a segmentor's state dict holds it (key `_extra_state`): the JSON of
+    `{'hierarchy': tree}` as a uint8 tensor (1-d, one byte each), so that a state dict
+    stays all tensors; a checkpoint converter writes the same."""
+    text = json.dumps({'hierarchy': hierarchy.to_dict()})
+    return torch.tensor(list(text.encode('utf-8')), dtype=torch.uint8)
 
 
 class PendingHeads:
@@ -54,8 +62,10 @@ class HierarchicalSegmentorMixin:
       (decode and auxiliary) whose config leaves it out. A config states the tree once,
       at its top level (`hierarchy = ...`); `apply_hierarchy` writes it into the model.
     - The hierarchy and inference rule are read from the last decode head; the
-      segmentor's `num_classes` / `out_channels` are the number of LEAVES, the
-      channels of what the head's `predict` returns (slide inference allocates them).
+      segmentor's `num_classes` is the number of LEAVES and `out_channels` the
+      channels of what the head's `predict` returns (slide inference allocates them):
+      the leaves, or the nodes for a rule applied at the original image size
+      (`RULES_AT_ORIGINAL_SIZE`, whose leaf scores `postprocess_result` computes).
     - Plain (non-hierarchical) auxiliary heads get `num_classes` = number of leaves
       when their config leaves it out: the labels are leaf ids.
     - `postprocess_result` also attaches `pred_level_seg`, a `PixelData` whose data is
@@ -128,7 +138,8 @@ class HierarchicalSegmentorMixin:
             if isinstance(stage, HierarchicalHeadMixin) and \
                     not stage.hierarchy.same_tree(self.hierarchy):
                 raise ValueError(f'decode_head[{i}] has another hierarchy than the last stage')
-        self.num_classes = self.out_channels = self.hierarchy.num_leaves
+        self.num_classes = self.hierarchy.num_leaves
+        self.out_channels = head.predict_channels
 
     def _init_auxiliary_head(self, auxiliary_head: Optional[Union[ConfigType, List]]) -> None:
         if self._pending_heads is not None:
@@ -171,8 +182,7 @@ class HierarchicalSegmentorMixin:
         tools read it so); empty while the tree is pending."""
         if self._pending_heads is not None:
             return torch.zeros(0, dtype=torch.uint8)
-        text = json.dumps({'hierarchy': self.hierarchy.to_dict()})
-        return torch.tensor(list(text.encode('utf-8')), dtype=torch.uint8)
+        return tree_state(self.hierarchy)
 
     def set_extra_state(self, state: Any) -> None:
         """Build the pending heads on the tree of the weights being loaded; a model that
@@ -194,11 +204,23 @@ class HierarchicalSegmentorMixin:
         """mmseg's results plus `pred_level_seg` (D, H, W) per sample.
 
         Args:
-            seg_logits: leaf scores (N, L, H, W) from `inference`.
+            seg_logits: leaf scores (N, L, H, W) from `inference`; for a rule in
+                `RULES_AT_ORIGINAL_SIZE`, node logits (N, V, H, W), which mmseg's
+                `postprocess_result` unpads, unflips and resizes to the original image
+                before the rule turns them into leaf scores here (the HSSN release
+                resized its logits before its softmax).
             data_samples: as mmseg's `postprocess_result`.
         """
         data_samples = super().postprocess_result(seg_logits, data_samples)
         rule = self.hierarchical_head.inference
+        if rule in RULES_AT_ORIGINAL_SIZE:
+            for sample in data_samples:
+                # mmseg's argmax over the node channels is replaced by the leaf argmax
+                leaf = leaf_scores(sample.seg_logits.data.unsqueeze(0), self.hierarchy,
+                                   rule)[0]
+                sample.set_data({'seg_logits': PixelData(data=leaf),
+                                 'pred_sem_seg': PixelData(
+                                     data=leaf.argmax(dim=0, keepdim=True))})
         for sample in data_samples:
             # seg_logits is now unpadded, unflipped and at the original size.
             leaf = sample.seg_logits.data.unsqueeze(0)
