@@ -143,6 +143,16 @@ def test_background_by_name(four_level_tree):
     assert metric.background == [[], [], [], []]
 
 
+def test_background_as_a_chain_of_single_children():
+    # the HSSN release's layout: background repeated per level as a chain. Level 1 =
+    # [background_l1, body] -> 0; level 2 = [background_l2, upper_body, lower_body] -> 0;
+    # level 3 = leaves by id -> 0 (background).
+    tree = ClassHierarchy('pascal_person_part_hssn')
+    assert background_classes(tree, ['background']) == [[0], [0], [0]]
+    metric = HierarchicalIoUMetric(hierarchy=tree)  # the default background name
+    assert metric.background == [[0], [0], [0]]
+
+
 def test_table_lists_every_level_and_class(person_tree):
     metric = HierarchicalIoUMetric(hierarchy=person_tree)
     evaluate(metric, [sample([[0, 1], [2, 5]], [[0, 1], [3, 5]])])

@@ -28,21 +28,30 @@ __all__ = ['HierarchicalIoUMetric', 'background_classes', 'confusion_to_metrics'
 def background_classes(hierarchy: ClassHierarchy, names: Sequence[str]) -> List[List[int]]:
     """Class indices of each level that count as background.
 
-    A background class is a leaf at depth 1 (carried down to every level) whose name
-    is in `names`.
+    A background class is a leaf whose name is in `names` and that is alone under its
+    depth-1 ancestor: a leaf directly under the root (carried down to every level), or
+    the end of a single-child chain such as the HSSN release's background repeated per
+    level (`background_l1 -> background_l2 -> background`). At each level, the class
+    holding that leaf and nothing else is background.
 
     Returns:
         one sorted list of class indices per level.
     """
-    nodes = []
+    matrices = hierarchy.level_matrices()  # (C_k, L) each
+    leaves = []
     for name in names:
         node = hierarchy.node_index(name)  # KeyError naming the node if absent
-        if hierarchy.depths[node] != 1 or hierarchy.node_label_ids[node] is None:
-            raise ValueError(f'background node {name!r} must be a leaf directly under the '
-                             'root (it is carried down to every level)')
-        nodes.append(node)
-    return [sorted(c for c, v in enumerate(members) if v in nodes)
-            for members in hierarchy.levels]
+        label = hierarchy.node_label_ids[node]
+        # the depth-1 class holding the leaf must hold nothing else
+        if label is None or int(matrices[0][matrices[0][:, label].argmax()].sum()) != 1:
+            raise ValueError(f'background node {name!r} must be a leaf alone under its '
+                             'depth-1 ancestor (directly under the root, or a chain of '
+                             'single children)')
+        leaves.append(label)
+    # class c of level k is background iff the leaves beneath it are one background leaf
+    return [sorted(c for c, row in enumerate(matrix)
+                   if int(row.sum()) == 1 and any(row[l] == 1 for l in leaves))
+            for matrix in matrices]
 
 
 def confusion_to_metrics(confusion: Tensor,
