@@ -31,7 +31,7 @@ param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=ite
                         by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=1000)
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    logger=dict(type='RankZeroLoggerHook', interval=50, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000, max_keep_ckpts=2,
                     save_best='mIoU', rule='greater'))
 env_cfg = dict(cudnn_benchmark=False)

@@ -144,3 +144,18 @@ def test_entry_point_gives_its_recipe(path):
     entry = Config.fromfile(osp.join(ROOT, path))
     recipe = Config.fromfile(osp.join(ROOT, THIN[path]))
     assert entry.to_dict() == recipe.to_dict()
+
+
+@pytest.mark.parametrize('path', MODEL_CONFIGS)
+def test_schedule_ends_with_training(path):
+    """The last iteration-based scheduler ends at `max_iters`: a child that changes the
+    base's `iters` variable must restate what the base computed from it (`end=iters` was
+    evaluated when the base was parsed), or the poly decay stops early or never ends."""
+    cfg = Config.fromfile(osp.join(ROOT, path))
+    if cfg.train_cfg.get('type') != 'IterBasedTrainLoop':
+        pytest.skip('epoch-based')
+    schedulers = cfg.param_scheduler if isinstance(cfg.param_scheduler, list) \
+        else [cfg.param_scheduler]
+    last = schedulers[-1]
+    assert not last.get('by_epoch', True), last
+    assert last['end'] == cfg.train_cfg.max_iters, (path, last, cfg.train_cfg.max_iters)

@@ -18,7 +18,7 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=1e-6, power=0.9, begin=100, end=iters, by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=iters)
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
+    logger=dict(type='RankZeroLoggerHook', interval=20, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=800, max_keep_ckpts=1))
 env_cfg = dict(cudnn_benchmark=False)
 randomness = dict(seed=0)

@@ -8,9 +8,11 @@ from .launch import load_config, prepare_runtime
 from .non_finite_guard_hook import (NonFiniteError, NonFiniteGuardHook, all_finite,
                                     find_non_finite)
 from .random_state_hook import RandomStateHook
+from .rank_zero_logger_hook import RankZeroLoggerHook
 from .riemannian_optim import RiemannianAdam, RiemannianAdamW, RiemannianSGD
 
 __all__ = ['AtomicLocalBackend', 'CPUAmpOptimWrapper', 'HierarchicalRunner', 'RandomStateHook',
+           'RankZeroLoggerHook',
            'HierarchyCheckHook', 'ConfigError',
            'apply_hierarchy', 'check_checkpoint_tree', 'load_config', 'prepare_runtime',
            'NonFiniteError', 'NonFiniteGuardHook', 'all_finite', 'find_non_finite',

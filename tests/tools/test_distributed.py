@@ -81,12 +81,10 @@ def _test_metrics(work: str) -> dict:
     found = [osp.join(d, f) for d, _, files in os.walk(work) for f in files
              if f.endswith('.json') and osp.basename(d) == f[:-5]]
     assert len(found) == 1, found
-    # mmengine's LoggerHook.after_test_epoch dumps this file on EVERY rank (same path): a
-    # shorter write over a longer one leaves the longer one's tail behind. The ranks'
-    # metrics are the same (collected); only time / data_time differ, dropped below. So
-    # the first JSON object is the metrics. (To fix in hseg_mm: dump on rank 0 only.)
+    # Written by rank 0 alone (RankZeroLoggerHook): with mmengine's LoggerHook every rank
+    # wrote it, and a shorter write over a longer one left invalid JSON.
     with open(found[0]) as f:
-        metrics, _ = json.JSONDecoder().raw_decode(f.read())
+        metrics = json.load(f)
     return {k: v for k, v in metrics.items() if k not in ('time', 'data_time')}
 
 

@@ -294,7 +294,7 @@ def _options(data_root: str) -> List[str]:
 
 
 def _test_metrics(work_dir: str) -> Dict[str, float]:
-    """The metrics mmengine's LoggerHook dumps after testing (work_dir/<time>/<time>.json)."""
+    """The metrics RankZeroLoggerHook dumps after testing (work_dir/<time>/<time>.json)."""
     paths = glob.glob(osp.join(work_dir, '*', '*.json'))
     assert len(paths) == 1, paths
     with open(paths[0]) as f:

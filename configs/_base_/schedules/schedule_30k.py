@@ -14,7 +14,8 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    # mmengine's LoggerHook, but the test metrics JSON is written by rank 0 alone
+    logger=dict(type='RankZeroLoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # `mIoU` (leaf level) is reported by mmseg's IoUMetric and HierarchicalIoUMetric alike.
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=3000, max_keep_ckpts=3,
