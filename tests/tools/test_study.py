@@ -1,4 +1,6 @@
 """tools/study.py on two tiny configs (HSSN and flat demo, 2 iterations) and a rule variant."""
+import glob
+import json
 import os.path as osp
 
 import pytest
@@ -14,6 +16,52 @@ def load_tool():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _cells(line: str) -> list:
+    return [c.strip() for c in line.strip().strip('|').split('|')]
+
+
+def _metric_columns(head: list) -> list:
+    """(column, metric key) for the table's metric columns, from the header's words."""
+    pairs = []
+    for column in head:
+        kind, _, level = column.rpartition(' L')
+        key = {'mIoU': 'mIoU_L{}', 'no bg': 'mIoU_L{}_nobg', 'ECE': 'ECE_L{}'}.get(kind)
+        if key and level.isdigit():
+            pairs.append((column, key.format(level)))
+    if 'consistency' in head:
+        pairs.append(('consistency', 'consistency'))
+    return pairs
+
+
+def _written_metrics(test_dir: str) -> dict:
+    found = glob.glob(osp.join(test_dir, '*', '*.json'))
+    assert len(found) == 1, found
+    with open(found[0]) as f:
+        return json.load(f)
+
+
+def test_format_table_puts_each_metric_in_its_column():
+    # every value distinct, so a swapped level, a with/without-background exchange or
+    # ECE in a mIoU column changes the line; 2 levels here to keep it short
+    metrics = {'mIoU_L1': 11.111, 'mIoU_L2': 12.0, 'mIoU_L1_nobg': 21.0, 'mIoU_L2_nobg': 22.0,
+               'consistency': 99.5, 'ECE_L1': 31.0, 'ECE_L2': 32.0, 'mIoU': 12.0}
+    no_ece = {k: v for k, v in metrics.items() if not k.startswith('ECE')}
+    table = load_tool().format_table([
+        dict(entry='a', metrics=metrics, seconds_per_iter=1.2345, train_minutes=20.04,
+             peak_mib=1024.4),
+        dict(entry='b', metrics=no_ece, seconds_per_iter=None, train_minutes=None,
+             peak_mib=None)], 'machine M')
+    assert table.splitlines() == [
+        '| entry | mIoU L1 | mIoU L2 | no bg L1 | no bg L2 | consistency | ECE L1 | ECE L2 '
+        '| s/iter (train) | train min | peak MiB |',
+        '|---|---|---|---|---|---|---|---|---|---|---|',
+        # 11.111 -> 11.11; 1.2345 -> 1.234 or 1.235 (binary rounding of .5): 1.234 here
+        '| a | 11.11 | 12.00 | 21.00 | 22.00 | 99.50 | 31.00 | 32.00 | 1.234 | 20.0 | 1024 |',
+        '| b | 11.11 | 12.00 | 21.00 | 22.00 | 99.50 | — | — | — | — | — |',
+        '',
+        'mIoU and ECE in %, on the test split; machine M.']
 
 
 def test_study_of_two_configs_and_a_rule(tmp_path, monkeypatch):
@@ -37,6 +85,17 @@ def test_study_of_two_configs_and_a_rule(tmp_path, monkeypatch):
     assert [ln.split(' | ')[0][2:] for ln in lines[2:5]] == [
         'configs/demo_cpu.py', 'configs/flat_demo_cpu.py', 'configs/flat_demo_cpu.py@level_argmax']
     assert osp.isfile(osp.join(work, 'study.md')) and osp.getsize(osp.join(work, 'study.png'))
+    # every metric cell is the metric its test run wrote (read here from the file, not
+    # through the tool), in the column the header names
+    with open(osp.join(work, 'study.md')) as f:
+        assert f.read() == table + '\n'
+    head = _cells(lines[0])
+    for line, test_dir in zip(lines[2:5], ['demo_cpu/test_own', 'flat_demo_cpu/test_own',
+                                           'flat_demo_cpu/test_level_argmax']):
+        written = _written_metrics(osp.join(work, test_dir))
+        cells = dict(zip(head, _cells(line)))
+        for column, key in _metric_columns(head):
+            assert cells[column] == format(written[key], '.2f'), (line, column, key)
     assert not osp.exists(osp.join(work, 'flat_demo_cpu@level_argmax'))
 
     # --reuse: both trainings reached iteration 2 and every test left its metrics, so
