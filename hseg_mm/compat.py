@@ -80,7 +80,10 @@ def _allow_mmengine_checkpoints() -> None:
     safe += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
     # HistoryBuffer pickles its statistics methods as getattr(HistoryBuffer, 'min');
     # allow exactly that, never a general getattr (which would reopen the sandbox).
-    safe.append((_history_buffer_getattr, 'builtins.getattr'))
+    # Once: a reloaded module's new function object would be a second entry for the name.
+    if not any(isinstance(g, tuple) and g[1] == 'builtins.getattr'
+               for g in torch.serialization.get_safe_globals()):
+        safe.append((_history_buffer_getattr, 'builtins.getattr'))
     torch.serialization.add_safe_globals(safe)
 
 

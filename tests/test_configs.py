@@ -93,10 +93,16 @@ def test_config_builds_trains_and_predicts(path):
     assert torch.isfinite(total)
     total.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
-    # the config's optimiser (Riemannian for the hyperbolic recipes) takes a step
+    # the config's optimiser (Riemannian for the hyperbolic recipes) takes a step, and
+    # every parameter with a nonzero gradient moves (frozen stages have no gradient)
     from mmengine.optim import build_optim_wrapper
+    learning = {n: p.detach().clone() for n, p in model.named_parameters()
+                if p.grad is not None and bool(p.grad.abs().sum() > 0)}
     build_optim_wrapper(model, cfg.optim_wrapper).step()
     assert all(torch.isfinite(p).all() for p in model.parameters())
+    now = dict(model.named_parameters())
+    still = [n for n, before in learning.items() if torch.equal(before, now[n].detach())]
+    assert learning and not still, f'{len(still)} of {len(learning)} did not move: {still[:3]}'
 
     model.eval()
     with torch.no_grad():

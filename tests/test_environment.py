@@ -60,6 +60,15 @@ def test_build_mmseg_deeplabv3plus_forward():
 
 
 def test_import_registers_nothing_twice():
+    import sys
+
     import hseg_mm
+    from mmseg.registry import MODELS
+    ops = sys.modules.get('mmcv.ops')
+    models = dict(MODELS.module_dict)
+    safe = list(torch.serialization.get_safe_globals())
     importlib.reload(hseg_mm.compat)
-    hseg_mm.compat.apply()  # idempotent
+    hseg_mm.compat.apply()  # idempotent: a second application changes nothing
+    assert sys.modules.get('mmcv.ops') is ops  # the stand-in (or full mmcv's ops) is kept
+    assert dict(MODELS.module_dict) == models
+    assert len(torch.serialization.get_safe_globals()) == len(safe)

@@ -32,7 +32,12 @@ def test_config_builds_and_loads(tmp_path, name, layout, crop):
         assert len(ds) == (2 if loader == 'train_dataloader' else 1)
         out = ds[0]
         seg = out['data_samples'].gt_sem_seg.data
-        assert set(np.unique(seg.numpy()).tolist()) <= set(range(7)) | {255}
-        if loader == 'val_dataloader':  # labels stay at the original size
+        values = set(np.unique(seg.numpy()).tolist())
+        assert values <= set(range(7)) | {255}
+        # a person on background: at least background and one part (an all-255 map, or a
+        # map of one class, would mean the labels were lost on the way)
+        assert len(values - {255}) >= 2, values
+        if loader == 'val_dataloader':  # labels stay at the original size, unpadded
+            assert 255 not in values
             assert tuple(seg.shape[-2:]) == (40, 60)
             assert out['inputs'].shape[-2:] != seg.shape[-2:]  # the image was resized

@@ -172,9 +172,10 @@ def test_gradient_matches_finite_differences(person_tree):
 
 def test_bad_arguments(person_tree):
     logits, label = _inputs(person_tree)
-    for kwargs in (dict(nodes='parents'), dict(radius=0), dict(pool='median'),
-                   dict(pool_size=0), dict(jitter=0.0)):
-        with pytest.raises(ValueError):
+    for kwargs, message in ((dict(nodes='parents'), 'nodes must be one of'),
+                            (dict(radius=0), 'radius must be'), (dict(pool='median'), 'pool must'),
+                            (dict(pool_size=0), 'pool_size must'), (dict(jitter=0.0), 'jitter')):
+        with pytest.raises(ValueError, match=message):
             RMILoss(person_tree, **kwargs)
     with pytest.raises(ValueError, match='pixel weights'):
         rmi_loss(logits, label, person_tree, weight=torch.ones_like(label, dtype=torch.float))
