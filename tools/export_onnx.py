@@ -69,8 +69,8 @@ class OnnxSegmentor(nn.Module):
     Does what the segmentor's `test_step` does for a batch of images of one size
     with no padding and whole-image inference: the data preprocessor's channel flip
     and normalisation, `encode_decode` (node logits resized to the input, then leaf
-    scores by the head's rule; for 'hssn_release' the rule after it, as the input is
-    the original image), and `level_predictions` by the same rule.
+    scores by the head's rule; for 'hssn_release' and 'hierahyp' the rule after it, as
+    the input is the original image), and `level_predictions` by the same rule.
     """
 
     def __init__(self, segmentor: nn.Module) -> None:

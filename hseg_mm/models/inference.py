@@ -24,9 +24,13 @@ Rules:
   score is the sum of its children's.
 - ``'level_argmax'``: the same leaf softmax, summed to each level and argmaxed per
   level independently; may be inconsistent across levels (kept to measure that).
+- ``'hierahyp'`` (tum-vision/hierahyp, Weber et al.'s code): 'level_argmax' at the
+  original image size, i.e. the leaf softmax of node logits already resized to the
+  image, each level argmaxed on its own (`hierahyp_scores`).
 
-All rules but 'level_argmax' derive every level from the leaf argmax, so a pixel's
-level-k class is always the ancestor of its leaf class (consistent by construction).
+All rules but 'level_argmax' and 'hierahyp' derive every level from the leaf argmax, so
+a pixel's level-k class is always the ancestor of its leaf class (consistent by
+construction).
 
 Where a rule is applied: the head applies it to node logits resized to the network
 input, and the segmentor resizes the leaf scores to the original image. 'hssn_mmseg'
@@ -34,6 +38,8 @@ is linear in the logits, so for it that order changes nothing. The HSSN release
 resized the logits to the original image and then took a softmax over all nodes,
 which does not commute with resizing: for 'hssn_release' (`RULES_AT_ORIGINAL_SIZE`)
 the head hands on node logits and the segmentor applies the rule after its resize.
+hierahyp's test does the same with its leaf softmax, hence 'hierahyp' beside 'flat' and
+'level_argmax' (the three agree wherever the test pipeline keeps the image's size).
 """
 from typing import List, Mapping, Union
 
@@ -43,15 +49,16 @@ from torch import Tensor
 from ..hierarchy import ClassHierarchy, build_hierarchy
 
 __all__ = ['INFERENCE_RULES', 'RULE_PROBABILITIES', 'RULES_AT_ORIGINAL_SIZE', 'leaf_scores',
-           'level_predictions', 'check_rule', 'hssn_release_scores', 'hssn_mmseg_scores']
+           'level_predictions', 'check_rule', 'hssn_release_scores', 'hssn_mmseg_scores',
+           'hierahyp_scores']
 
 INFERENCE_RULES = ('tree_min', 'path_sum', 'flat', 'level_argmax', 'hssn_release',
-                   'hssn_mmseg')
+                   'hssn_mmseg', 'hierahyp')
 # Rules whose leaf scores come from node logits already resized to the original image
-# (a softmax over the nodes, as the release applied it after the resize): the head's
+# (a softmax, as the HSSN release and hierahyp applied it after the resize): the head's
 # `predict` returns node logits for them and the segmentor applies the rule after its
 # resize (`HierarchicalSegmentorMixin.postprocess_result`).
-RULES_AT_ORIGINAL_SIZE = ('hssn_release', )
+RULES_AT_ORIGINAL_SIZE = ('hssn_release', 'hierahyp')
 # What each rule's leaf scores stand for, for calibration: 'given' = probabilities
 # already (a softmax), 'normalised' = non-negative scores to divide by their
 # per-pixel sum (sigmoid rules; 'hssn_release', whose leaf scores are softmax
@@ -60,7 +67,7 @@ RULES_AT_ORIGINAL_SIZE = ('hssn_release', )
 # (evaluation/metrics/calibration.py).
 RULE_PROBABILITIES = dict(flat='given', level_argmax='given', tree_min='normalised',
                           path_sum='normalised', hssn_release='normalised',
-                          hssn_mmseg='softmax')
+                          hssn_mmseg='softmax', hierahyp='given')
 
 HierarchyLike = Union[ClassHierarchy, Mapping, str]
 
@@ -128,6 +135,31 @@ def hssn_mmseg_scores(node_logits: Tensor, hierarchy: ClassHierarchy) -> Tensor:
     return scores.reshape(node_logits.shape[0], hierarchy.num_leaves, *node_logits.shape[2:])
 
 
+def hierahyp_scores(node_logits: Tensor, hierarchy: ClassHierarchy) -> Tensor:
+    """hierahyp's leaf scores: the softmax over the leaf channels (the flat rule's).
+
+    Source: tum-vision/hierahyp, whose test (tools/test.py -> mmseg/apis/test.py
+    `single_gpu_val`) takes `EncoderDecoder.simple_test`'s logits, which
+    `whole_inference` resized to the input and then to ``ori_shape``, and scores them in
+    test_helpers/metric_helpers.py, `RunningPredictions`: `pred_childred`
+    (``F.softmax(logits[:, 0:19] / self.T, dim=1)``, argmax: the 19 leaves) and
+    `infer_parents` (the same softmax summed over each parent's children, argmax: the 7
+    parents), with T = 1 (its `--T` default). The levels are therefore argmaxed one by
+    one, as 'level_argmax' does (`level_predictions`), and from logits at the original
+    image size (`RULES_AT_ORIGINAL_SIZE`).
+
+    Args:
+        node_logits: (N, V, ...) node logits, at the original image size; only the leaf
+            channels are read (hierahyp's classifier scores the leaves alone).
+        hierarchy: the class tree.
+
+    Returns:
+        (N, L, ...) leaf probabilities, channel l = label id l.
+    """
+    leaf_index = torch.as_tensor(hierarchy.leaf_nodes, device=node_logits.device)
+    return node_logits.index_select(1, leaf_index).softmax(dim=1)
+
+
 def leaf_scores(node_logits: Tensor, hierarchy: HierarchyLike, rule: str = 'tree_min') -> Tensor:
     """Score of every leaf class from the node logits.
 
@@ -140,9 +172,9 @@ def leaf_scores(node_logits: Tensor, hierarchy: HierarchyLike, rule: str = 'tree
     Returns:
         (N, L, H, W), channel l = label id l. Sigmoid-based for 'tree_min'
         (in [0, 1]) and 'path_sum' (in [0, D]); softmax probabilities for
-        'flat' and 'level_argmax'; sums of softmax probabilities for 'hssn_release'
-        (give it node logits at the original image size); sums of logits for
-        'hssn_mmseg'.
+        'flat', 'level_argmax' and 'hierahyp' (give it node logits at the original
+        image size); sums of softmax probabilities for 'hssn_release' (likewise); sums
+        of logits for 'hssn_mmseg'.
     """
     hierarchy = build_hierarchy(hierarchy)
     check_rule(rule)
@@ -153,6 +185,8 @@ def leaf_scores(node_logits: Tensor, hierarchy: HierarchyLike, rule: str = 'tree
     if rule in ('flat', 'level_argmax'):
         leaf_index = torch.as_tensor(hierarchy.leaf_nodes, device=node_logits.device)
         return node_logits.index_select(1, leaf_index).softmax(dim=1)
+    if rule == 'hierahyp':
+        return hierahyp_scores(node_logits, hierarchy)
     if rule == 'hssn_release':
         return hssn_release_scores(node_logits, hierarchy)
     if rule == 'hssn_mmseg':
@@ -175,7 +209,8 @@ def level_predictions(leaf_scores: Tensor, hierarchy: HierarchyLike,
     Args:
         leaf_scores: (N, L, H, W) (any number of trailing dims) from
             `leaf_scores` with the same rule (possibly averaged over test-time
-            augmentations); for 'level_argmax' they must be probabilities.
+            augmentations); for 'level_argmax' and 'hierahyp' they must be
+            probabilities.
         hierarchy: the class tree (or a config value for `build_hierarchy`).
         rule: one of `INFERENCE_RULES`.
 
@@ -189,7 +224,7 @@ def level_predictions(leaf_scores: Tensor, hierarchy: HierarchyLike,
         raise ValueError(
             f'leaf_scores must be (N, L, ...) with L = {hierarchy.num_leaves} leaf classes '
             f'({hierarchy.leaf_names}), got shape {tuple(leaf_scores.shape)}')
-    if rule == 'level_argmax':
+    if rule in ('level_argmax', 'hierahyp'):
         levels: List[Tensor] = [p.argmax(dim=1) for p in hierarchy.sum_to_levels(leaf_scores)]
         return torch.stack(levels, dim=1)
     leaf = leaf_scores.argmax(dim=1)  # (N, H, W)

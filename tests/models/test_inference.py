@@ -53,6 +53,20 @@ def test_level_argmax_can_be_inconsistent_flat_cannot(person_tree):
     assert level_predictions(s, person_tree, 'flat').flatten().tolist() == [0, 0, 0]
 
 
+def test_hierahyp_argmaxes_each_level_of_the_leaf_softmax(person_tree):
+    # hierahyp's test (metric_helpers.py `pred_childred`, `infer_parents`): the softmax over
+    # the leaf logits, its argmax for the leaves and, for the parents, the argmax of each
+    # parent's summed children. On the leaf softmax of the test above: the same scores and
+    # the levels of 'level_argmax', [1, 1, 0]. The inner nodes' channels are not read:
+    # set to 5 (more than any leaf), they change nothing ('hssn_release' would add them).
+    leaf_p = [0.35, 0.15, 0.15, 0.05, 0.05, 0.15, 0.10]
+    z = torch.full((1, 10, 1, 1), 5.0)
+    z[0, person_tree.leaf_nodes, 0, 0] = torch.tensor(leaf_p).log()
+    s = leaf_scores(z, person_tree, 'hierahyp')
+    assert torch.allclose(s.flatten(), torch.tensor(leaf_p), atol=1e-6)
+    assert level_predictions(s, person_tree, 'hierahyp').flatten().tolist() == [1, 1, 0]
+
+
 @pytest.mark.parametrize('rule', ['tree_min', 'path_sum', 'flat', 'hssn_release', 'hssn_mmseg'])
 def test_consistent_rules_agree_with_leaf_argmax(rule, four_level_tree):
     h = four_level_tree
@@ -81,7 +95,7 @@ def test_tree_min_matches_loop(four_level_tree):
 def test_bad_rule_and_bad_shapes(person_tree):
     z = torch.zeros(1, 10, 2, 2)
     with pytest.raises(ValueError, match='valid rules: tree_min, path_sum, flat, level_argmax, '
-                                         'hssn_release, hssn_mmseg'):
+                                         'hssn_release, hssn_mmseg, hierahyp'):
         leaf_scores(z, person_tree, 'argmax')
     with pytest.raises(ValueError, match='valid rules'):
         level_predictions(torch.zeros(1, 7, 2, 2), person_tree, 'min')
@@ -90,7 +104,7 @@ def test_bad_rule_and_bad_shapes(person_tree):
     with pytest.raises(ValueError, match='L = 7'):
         level_predictions(z, person_tree, 'tree_min')
     assert INFERENCE_RULES == ('tree_min', 'path_sum', 'flat', 'level_argmax', 'hssn_release',
-                               'hssn_mmseg')
+                               'hssn_mmseg', 'hierahyp')
 
 
 def test_accepts_config_value():

@@ -104,6 +104,31 @@ def test_classifier_by_hand():
     assert m(pixel(0., 0.)).flatten()[1].item() == pytest.approx(-2 * LN3, rel=1e-5)
 
 
+def test_mobius_eps_projects_z_as_hierahyp_does():
+    # c = 1, p = (0.99, 0), a = (1, 0), x = (-0.99, 0): z = (-p) (+) x is collinear,
+    # (-0.99 - 0.99) / (1 + 0.99 * 0.99) = -1.98 / 1.9801 = -0.99995, beyond
+    # r = 1 - 1e-3 = 0.999. Ganea's logit: lambda_p |a| asinh(2 <z, a> / (1 - |z|^2)),
+    # lambda_p = 2 / (1 - 0.9801) = 100.5, 1 - |z|^2 = 1.01e-4: asinh(-19800) = -10.587,
+    # logit -1064.0. hierahyp (mobius_eps = 1e-3) puts z at r first: <z, a> = -0.999,
+    # 1 - |z|^2 = 1 - 0.999^2 = 0.001999: asinh(-999.5) = -7.6004, logit -763.9.
+    f64 = dict(dtype=torch.float64)  # 0.99 exactly as Python's float: 1 - |z|^2 ~ 1e-4
+    x = torch.tensor([-0.99, 0.], **f64).view(1, 2, 1, 1)
+    p, a = torch.tensor([[0.99, 0.]], **f64), torch.tensor([[1., 0.]], **f64)
+    lam = 2 / (1 - 0.99 ** 2)
+    z = -1.98 / (1 + 0.99 * 0.99)
+    assert poincare_mlr(x, p, a).item() == pytest.approx(
+        lam * math.asinh(2 * z / (1 - z * z)), rel=1e-9)
+    assert poincare_mlr(x, p, a, mobius_eps=1e-3).item() == pytest.approx(
+        lam * math.asinh(2 * -0.999 / (1 - 0.999 ** 2)), rel=1e-9)
+    # x = 0: z = -p, |z| = 0.99 inside r: the projection changes nothing
+    origin = torch.zeros(1, 2, 1, 1, **f64)
+    assert poincare_mlr(origin, p, a, mobius_eps=1e-3).item() == \
+        pytest.approx(poincare_mlr(origin, p, a).item(), rel=1e-12)
+    # the classifier passes it on
+    m = classifier_2d([[0.5, 0.]], [[1., 0.]], mobius_eps=1e-3)
+    assert m.mobius_eps == 1e-3 and 'mobius_eps=0.001' in repr(m)
+
+
 def test_mlr_matches_geoopt_mobius_add():
     # The closed form (no materialised Moebius sum) against the definition.
     torch.manual_seed(0)
@@ -186,6 +211,11 @@ def test_bad_arguments():
         PoincareClassifier(4, 2, clip_r=-1.)
     with pytest.raises(ValueError, match='points and normals'):
         poincare_mlr(torch.zeros(1, 3, 2, 2), torch.zeros(2, 4), torch.ones(2, 4))
+    with pytest.raises(ValueError, match='mobius_eps must be in'):
+        PoincareClassifier(4, 2, mobius_eps=1.)
+    with pytest.raises(ValueError, match='mobius_eps must be in'):
+        poincare_mlr(torch.zeros(1, 4, 2, 2), torch.zeros(2, 4), torch.ones(2, 4),
+                     mobius_eps=0.)
 
 
 # -------------------------------------------------------------- optimisers

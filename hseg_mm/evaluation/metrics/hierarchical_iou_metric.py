@@ -173,7 +173,7 @@ class HierarchicalIoUMetric(BaseMetric):
         ece_bins: number of equal-width confidence bins of the ECEs (20, as Weber
             et al. 2024); 0 turns calibration off.
         probabilities: how leaf scores become leaf probabilities. 'given': they
-            are probabilities (the 'flat' and 'level_argmax' rules: softmax);
+            are probabilities (the 'flat', 'level_argmax' and 'hierahyp' rules: softmax);
             'normalised': divided by their per-pixel sum (the 'tree_min' and
             'path_sum' rules, whose sigmoid scores are no distribution, and
             'hssn_release', whose leaf scores carry their ancestors' probabilities);

@@ -14,8 +14,8 @@ FCNHead)``), it changes four things:
 - ``loss_by_feat`` gives every loss the node logits, the leaf labels and the embedding;
 - ``predict_by_feat`` returns LEAF scores (N, L, H, W) by the inference rule, so mmseg's
   whole/slide inference, TTA and IoUMetric work on them unchanged; for a rule applied at
-  the original image size (``RULES_AT_ORIGINAL_SIZE``: 'hssn_release') it returns the
-  node logits (N, V, H, W) and the segmentor applies the rule after its resize.
+  the original image size (``RULES_AT_ORIGINAL_SIZE``: 'hssn_release', 'hierahyp') it
+  returns the node logits (N, V, H, W) and the segmentor applies the rule after its resize.
 
 Optionally (``classifier=dict(type='PoincareClassifier', ...)``) a classifier module scores
 the LEAVES from that same feature in place of ``conv_seg``; the head still outputs node
@@ -72,7 +72,7 @@ class HierarchicalHeadMixin:
             a hierarchical segmentor fills in its own when this is left out.
         inference: rule turning node logits into leaf scores at test time, one of
             'tree_min', 'path_sum', 'flat', 'level_argmax', 'hssn_release',
-            'hssn_mmseg' (see `hseg_mm.models.inference`).
+            'hssn_mmseg', 'hierahyp' (see `hseg_mm.models.inference`).
         embedding_channels: width of the L2-normalised projection embedding
             handed to the losses; built only when a loss in `loss_decode` takes
             an `embedding` argument. None: no embedding (such a loss then fails).
@@ -95,7 +95,8 @@ class HierarchicalHeadMixin:
             head's last feature (N, channels, h, w) to LEAF logits (N, L, h, w),
             channel l = label id l. `conv_seg` then becomes an identity (no unused
             weights) and an inner node's logit is the logsumexp of its leaves'.
-            Meant for inference='flat' (or 'level_argmax') and leaf cross-entropy.
+            Meant for inference='flat' (or 'level_argmax', 'hierahyp') and leaf
+            cross-entropy.
         **kwargs: the mmseg head's own arguments. `num_classes` may be left out
             (it is the number of tree nodes); `loss_decode` must hold losses that
             take `hierarchy=` (the head passes its own tree to those that lack it).

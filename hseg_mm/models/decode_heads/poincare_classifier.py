@@ -12,6 +12,10 @@ scaled distance to a hyperbolic hyperplane through a point p_k with normal a_k:
 (+)_c being Moebius addition. `poincare_mlr` is that formula; `PoincareClassifier`
 is the module with p_k as geoopt `ManifoldParameter`s on the ball (a Riemannian
 optimiser keeps them inside it) and a_k transported from the origin.
+
+Weber et al.'s code (tum-vision/hierahyp, mmseg/layers.py `hyp_mlr_torch`, after Atigh
+et al.'s) computes the same logit, with one addition: z_k is projected to norm
+(1 - 1e-3) / sqrt(c) (its PROJ_EPS) before the logit is taken. `mobius_eps` does that.
 """
 import math
 from typing import Optional
@@ -62,7 +66,8 @@ def expmap0_to_ball(u: Tensor, c: float, dim: int = 1) -> Tensor:
     return project_to_ball(x, c, dim)
 
 
-def poincare_mlr(x: Tensor, points: Tensor, normals: Tensor, c: float = 1.0) -> Tensor:
+def poincare_mlr(x: Tensor, points: Tensor, normals: Tensor, c: float = 1.0,
+                 mobius_eps: Optional[float] = None) -> Tensor:
     """Ganea's hyperbolic MLR logits.
 
     Args:
@@ -70,6 +75,12 @@ def poincare_mlr(x: Tensor, points: Tensor, normals: Tensor, c: float = 1.0) -> 
         points: (K, D) the hyperplanes' points p_k in the ball.
         normals: (K, D) the normals a_k (tangent vectors at p_k), non-zero.
         c: the ball's curvature is -c (c > 0).
+        mobius_eps: None: the formula as it is. Else z_k is first projected to norm
+            <= r = (1 - mobius_eps) / sqrt(c), as hierahyp's `hyp_mlr_torch` does
+            (mobius_eps = its PROJ_EPS, 1e-3): where |z_k| > r, <z_k, a_k> is scaled
+            by r / |z_k| and 1 - c|z_k|^2 becomes 1 - c r^2. It changes only pixels
+            far from p_k (|z_k| -> 1/sqrt(c) as their distance grows), e.g. a feature
+            at the float32 boundary (norm 1 - 4e-3) opposite a p_k of norm >~ 0.6.
 
     Returns:
         (N, K, ...) logits, positive on the side of hyperplane k that a_k points to.
@@ -83,10 +94,14 @@ def poincare_mlr(x: Tensor, points: Tensor, normals: Tensor, c: float = 1.0) -> 
 
     This needs only <x,a_k> and <x,p_k> per pixel, (N, K, ...), instead of the
     (N, K, D, ...) tensor of z_k (at 4 x 512 x 120 x 120 with K = 7, 825 MB for each
-    of its several autograd intermediates), and no 1 - c|z|^2 by cancellation.
+    of its several autograd intermediates), and no 1 - c|z|^2 by cancellation. The
+    projection needs |z|, from the same identity: c|z|^2 = 1 - (1 - c|p|^2)(1 - c|x|^2)
+    / den, den = 1 - 2c<p,x> + c^2 |p|^2 |x|^2.
     """
     if c <= 0:
         raise ValueError(f'poincare_mlr: the curvature is -c with c > 0, got c={c}')
+    if mobius_eps is not None and not 0 < mobius_eps < 1:
+        raise ValueError(f'poincare_mlr: mobius_eps must be in (0, 1) or None, got {mobius_eps}')
     if points.shape != normals.shape or points.dim() != 2 or x.shape[1] != points.shape[1]:
         raise ValueError(f'poincare_mlr: x (N, D, ...), points and normals (K, D); got '
                          f'{tuple(x.shape)}, {tuple(points.shape)}, {tuple(normals.shape)}')
@@ -102,6 +117,14 @@ def poincare_mlr(x: Tensor, points: Tensor, normals: Tensor, c: float = 1.0) -> 
     num = one_pp * xa - (1 - 2 * c * px + c * xx) * pa  # <z, a> * den
     sqrt_c = math.sqrt(c)
     arg = 2 * sqrt_c * num / (one_pp * one_xx * a_norm)
+    if mobius_eps is not None:
+        den = (1 - 2 * c * px + c * c * pp * xx).clamp_min(1e-15)  # > 0 inside the ball
+        z_norm = ((1 - one_pp * one_xx / den) / c).clamp_min(0).sqrt()
+        bound = (1 - mobius_eps) / sqrt_c
+        # <z, a> = num / den, scaled onto the bound; 1 - c|z|^2 at the bound
+        projected = 2 * sqrt_c * (num / den) * (bound / z_norm.clamp_min(1e-15)) / \
+            ((1 - c * bound * bound) * a_norm)
+        arg = torch.where(z_norm > bound, projected, arg)
     lambda_p = 2 / one_pp
     return lambda_p * a_norm / sqrt_c * torch.asinh(arg)
 
@@ -120,7 +143,9 @@ class PoincareClassifier(nn.Module):
     used at p_k is the parallel transport of the tangent from the origin,
     a_k = (lambda_0 / lambda_{p_k}) tangent_k = (1 - c|p_k|^2) tangent_k (Ganea et al.
     eq. 25), so a_k stays a free Euclidean vector whatever p_k does, and
-    lambda_{p_k} |a_k| = 2 |tangent_k|: Weber et al.'s code computes this same form.
+    lambda_{p_k} |a_k| = 2 |tangent_k|: Weber et al.'s code computes this same form,
+    their `offsets` being `points` and their `normals` being `tangents`
+    (tools/model_converters/hierahyp2hseg.py).
     Neither name contains 'norm' or 'bias', so mmengine's paramwise options meant for
     norm layers and biases do not catch them by accident.
 
@@ -134,15 +159,22 @@ class PoincareClassifier(nn.Module):
             where the radial gradient vanishes. None (Weber et al.): no clipping.
         init_std: std of the tangents' normal initialisation (mmseg's conv_seg uses
             0.01).
+        mobius_eps: None: Ganea's logit. 1e-3: Weber et al.'s code's, which projects
+            z_k = (-p_k) (+) x to norm (1 - 1e-3) / sqrt(c) first (`poincare_mlr`);
+            for their checkpoints (configs/hssn_release/hierahyp_*_hyperbolic.py).
     """
 
     def __init__(self, in_channels: int, num_classes: int, c: float = 1.0,
-                 clip_r: Optional[float] = None, init_std: float = 0.01) -> None:
+                 clip_r: Optional[float] = None, init_std: float = 0.01,
+                 mobius_eps: Optional[float] = None) -> None:
         super().__init__()
         if c <= 0:
             raise ValueError(f'PoincareClassifier: c must be > 0 (curvature -c), got {c}')
         if clip_r is not None and clip_r <= 0:
             raise ValueError(f'PoincareClassifier: clip_r must be > 0 or None, got {clip_r}')
+        if mobius_eps is not None and not 0 < mobius_eps < 1:
+            raise ValueError(f'PoincareClassifier: mobius_eps must be in (0, 1) or None, '
+                             f'got {mobius_eps}')
         if in_channels < 1 or num_classes < 1:
             raise ValueError(f'PoincareClassifier: in_channels and num_classes must be >= 1, '
                              f'got {in_channels} and {num_classes}')
@@ -150,6 +182,7 @@ class PoincareClassifier(nn.Module):
         self.num_classes = num_classes
         self.c = float(c)
         self.clip_r = clip_r
+        self.mobius_eps = mobius_eps
         # A submodule, so `.to(device)` moves its curvature tensor with the model;
         # `points` refers to this same object.
         self.ball = geoopt.PoincareBall(c=self.c)
@@ -172,8 +205,8 @@ class PoincareClassifier(nn.Module):
             points = project_to_ball(self.points.float(), self.c, dim=1)
             tangents = self.tangents.float()
             normals = (1 - self.c * points.pow(2).sum(dim=1, keepdim=True)) * tangents
-            return poincare_mlr(x, points, normals, self.c)
+            return poincare_mlr(x, points, normals, self.c, self.mobius_eps)
 
     def extra_repr(self) -> str:
         return (f'in_channels={self.in_channels}, num_classes={self.num_classes}, '
-                f'c={self.c}, clip_r={self.clip_r}')
+                f'c={self.c}, clip_r={self.clip_r}, mobius_eps={self.mobius_eps}')
