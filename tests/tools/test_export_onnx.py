@@ -268,8 +268,9 @@ def test_verify_refuses_a_graph_fixed_at_the_example_size(tmp_path):
         tool.verify(model, path, [(12, 20)])
 
 
-def test_release_rule_is_applied_in_the_graph_function():
-    # 'hssn_release' is applied after the resize to the original image, so the head's
+@pytest.mark.parametrize('rule', ['hssn_release', 'hierahyp'])
+def test_release_rule_is_applied_in_the_graph_function(rule):
+    # Both rules are applied after the resize to the original image, so the head's
     # encode_decode hands on the 12 node logits; the graph's input is the original image,
     # and the graph function applies the rule itself: it returns what predict returns.
     from mmengine.config import ConfigDict
@@ -285,7 +286,7 @@ def test_release_rule_is_applied_in_the_graph_function():
                       dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1), norm_cfg=norm),
         decode_head=dict(type='HierarchicalDepthwiseSeparableASPPHead', in_channels=512,
                          in_index=3, channels=16, dilations=(1, 6), c1_in_channels=64,
-                         c1_channels=8, norm_cfg=norm, inference='hssn_release',
+                         c1_channels=8, norm_cfg=norm, inference=rule,
                          embedding_channels=None,
                          loss_decode=[dict(type='FocalTreeMinLoss')]),
         test_cfg=dict(mode='whole'))).eval()
