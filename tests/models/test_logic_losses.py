@@ -1,11 +1,13 @@
 """LogicSeg's rule losses and focal BCE: by hand, against a transcription of LogicSeg's
 2-level code, against per-clause loops on a 4-level tree, gradients, ramp, head wiring."""
 import math
+import os.path as osp
 import random
 
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
@@ -322,3 +324,21 @@ def test_head_gives_the_rules_its_own_logits(person_tree):
         0.2 * exclusion_loss(big, person_tree).item(), rel=1e-5)
     assert 0 <= out['acc_seg'].item() <= 100
     assert not math.isnan(out['acc_seg'].item())
+
+
+def test_demo_config_states_logicsegs_objective(person_tree):
+    # configs/logicseg_demo_cpu.py: 0.5 focal BCE + 0.3 f (C + D) + 0.3 * 2/3 f E, the ramp
+    # at LogicSeg's fractions of its 60k schedule (20k and 50k)
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = Config.fromfile(osp.join(root, 'configs', 'logicseg_demo_cpu.py'))
+    head = cfg.model.decode_head
+    assert head.inference == 'logic' and head.inference_options == dict(iterations=2)
+    built = [MODELS.build(dict(c, hierarchy=person_tree)) for c in head.loss_decode]
+    expected = logicseg_losses(person_tree)
+    assert [type(m) for m in built] == [type(m) for m in expected]
+    assert [m.loss_weight for m in built] == pytest.approx([0.5, 0.3, 0.3, 0.3 * 2 / 3])
+    assert [m.p for m in built[1:]] == [5.0, 5.0, 3.0]
+    iters = cfg.train_cfg.max_iters
+    for m in built[1:]:
+        assert m.ramp_iters == (iters * 20000 // 60000, iters * 50000 // 60000)
+        assert m.loss_resolution == 'logits'
