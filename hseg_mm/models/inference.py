@@ -27,6 +27,11 @@ Rules:
 - ``'hierahyp'`` (tum-vision/hierahyp, Weber et al.'s code): 'level_argmax' at the
   original image size, i.e. the leaf softmax of node logits already resized to the
   image, each level argmaxed on its own (`hierahyp_scores`).
+- ``'logic'`` (LogicSeg, Li et al., ICCV 2023): the sigmoid node scores refined by a few
+  rounds of message passing whose messages are the logic rules (composition,
+  decomposition, exclusion), each level normalised by a softmax, then the top-scoring
+  path: a leaf's score is the sum of its path's refined scores (`logic_leaf_scores`;
+  option `iterations`, default 2; 0 iterations is 'path_sum').
 
 All rules but 'level_argmax' and 'hierahyp' derive every level from the leaf argmax, so
 a pixel's level-k class is always the ancestor of its leaf class (consistent by
@@ -41,19 +46,22 @@ the head hands on node logits and the segmentor applies the rule after its resiz
 hierahyp's test does the same with its leaf softmax, hence 'hierahyp' beside 'flat' and
 'level_argmax' (the three agree wherever the test pipeline keeps the image's size).
 """
-from typing import List, Mapping, Union
+from typing import List, Mapping, Optional, Union
 
 import torch
 from torch import Tensor
 
 from ..hierarchy import ClassHierarchy, build_hierarchy
+from .logic_inference import logic_leaf_scores
 
-__all__ = ['INFERENCE_RULES', 'RULE_PROBABILITIES', 'RULES_AT_ORIGINAL_SIZE', 'leaf_scores',
-           'level_predictions', 'check_rule', 'hssn_release_scores', 'hssn_mmseg_scores',
-           'hierahyp_scores']
+__all__ = ['INFERENCE_RULES', 'RULE_OPTIONS', 'RULE_PROBABILITIES', 'RULES_AT_ORIGINAL_SIZE',
+           'leaf_scores', 'level_predictions', 'check_rule', 'check_rule_options',
+           'hssn_release_scores', 'hssn_mmseg_scores', 'hierahyp_scores']
 
 INFERENCE_RULES = ('tree_min', 'path_sum', 'flat', 'level_argmax', 'hssn_release',
-                   'hssn_mmseg', 'hierahyp')
+                   'hssn_mmseg', 'hierahyp', 'logic')
+# The settings a rule takes (`decode_head.inference_options`); the other rules take none.
+RULE_OPTIONS = dict(logic=('iterations', ))
 # Rules whose leaf scores come from node logits already resized to the original image
 # (a softmax, as the HSSN release and hierahyp applied it after the resize): the head's
 # `predict` returns node logits for them and the segmentor applies the rule after its
@@ -67,7 +75,7 @@ RULES_AT_ORIGINAL_SIZE = ('hssn_release', 'hierahyp')
 # (evaluation/metrics/calibration.py).
 RULE_PROBABILITIES = dict(flat='given', level_argmax='given', tree_min='normalised',
                           path_sum='normalised', hssn_release='normalised',
-                          hssn_mmseg='softmax', hierahyp='given')
+                          hssn_mmseg='softmax', hierahyp='given', logic='normalised')
 
 HierarchyLike = Union[ClassHierarchy, Mapping, str]
 
@@ -78,6 +86,27 @@ def check_rule(rule: str) -> str:
         raise ValueError(f'unknown inference rule {rule!r}; valid rules: '
                          f'{", ".join(INFERENCE_RULES)}')
     return rule
+
+
+def check_rule_options(rule: str, options: Optional[Mapping]) -> dict:
+    """The settings in `options` that `rule` takes, as a dict.
+
+    A setting of another rule is dropped, so that a config's rule can be switched alone
+    (`--cfg-options model.decode_head.inference=tree_min` on a 'logic' config); a name
+    no rule takes raises, naming the valid ones.
+    """
+    options = dict(options or {})
+    known = {name for names in RULE_OPTIONS.values() for name in names}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f'unknown inference option(s) {unknown}; options by rule: '
+                         f'{RULE_OPTIONS}')
+    options = {k: v for k, v in options.items() if k in RULE_OPTIONS.get(rule, ())}
+    iterations = options.get('iterations', 0)
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise ValueError(f"inference rule {rule!r}: iterations must be an integer >= 0, "
+                         f'got {iterations!r}')
+    return options
 
 
 def _leaf_path_index(hierarchy: ClassHierarchy, device: torch.device) -> Tensor:
@@ -160,7 +189,8 @@ def hierahyp_scores(node_logits: Tensor, hierarchy: ClassHierarchy) -> Tensor:
     return node_logits.index_select(1, leaf_index).softmax(dim=1)
 
 
-def leaf_scores(node_logits: Tensor, hierarchy: HierarchyLike, rule: str = 'tree_min') -> Tensor:
+def leaf_scores(node_logits: Tensor, hierarchy: HierarchyLike, rule: str = 'tree_min',
+                options: Optional[Mapping] = None) -> Tensor:
     """Score of every leaf class from the node logits.
 
     Args:
@@ -168,16 +198,19 @@ def leaf_scores(node_logits: Tensor, hierarchy: HierarchyLike, rule: str = 'tree
             tree node in `hierarchy.node_names` order.
         hierarchy: the class tree (or a config value for `build_hierarchy`).
         rule: one of `INFERENCE_RULES`.
+        options: the rule's settings (`RULE_OPTIONS`), e.g. dict(iterations=3) for
+            'logic'.
 
     Returns:
         (N, L, H, W), channel l = label id l. Sigmoid-based for 'tree_min'
         (in [0, 1]) and 'path_sum' (in [0, D]); softmax probabilities for
         'flat', 'level_argmax' and 'hierahyp' (give it node logits at the original
         image size); sums of softmax probabilities for 'hssn_release' (likewise); sums
-        of logits for 'hssn_mmseg'.
+        of logits for 'hssn_mmseg'; sums of one normalised score per level for 'logic'.
     """
     hierarchy = build_hierarchy(hierarchy)
     check_rule(rule)
+    options = check_rule_options(rule, options)
     if node_logits.dim() < 2 or node_logits.shape[1] != hierarchy.num_nodes:
         raise ValueError(
             f'node_logits must be (N, V, ...) with V = {hierarchy.num_nodes} channels '
@@ -191,6 +224,8 @@ def leaf_scores(node_logits: Tensor, hierarchy: HierarchyLike, rule: str = 'tree
         return hssn_release_scores(node_logits, hierarchy)
     if rule == 'hssn_mmseg':
         return hssn_mmseg_scores(node_logits, hierarchy)
+    if rule == 'logic':
+        return logic_leaf_scores(node_logits, hierarchy, **options)
 
     paths = _leaf_path_index(hierarchy, node_logits.device)  # (L, D)
     # (N, L*D, ...) -> (N, L, D, ...): a handful of channels, cheap to gather.

@@ -67,7 +67,8 @@ def test_hierahyp_argmaxes_each_level_of_the_leaf_softmax(person_tree):
     assert level_predictions(s, person_tree, 'hierahyp').flatten().tolist() == [1, 1, 0]
 
 
-@pytest.mark.parametrize('rule', ['tree_min', 'path_sum', 'flat', 'hssn_release', 'hssn_mmseg'])
+@pytest.mark.parametrize('rule', ['tree_min', 'path_sum', 'flat', 'hssn_release', 'hssn_mmseg',
+                                  'logic'])
 def test_consistent_rules_agree_with_leaf_argmax(rule, four_level_tree):
     h = four_level_tree
     torch.manual_seed(0)
@@ -95,7 +96,7 @@ def test_tree_min_matches_loop(four_level_tree):
 def test_bad_rule_and_bad_shapes(person_tree):
     z = torch.zeros(1, 10, 2, 2)
     with pytest.raises(ValueError, match='valid rules: tree_min, path_sum, flat, level_argmax, '
-                                         'hssn_release, hssn_mmseg, hierahyp'):
+                                         'hssn_release, hssn_mmseg, hierahyp, logic'):
         leaf_scores(z, person_tree, 'argmax')
     with pytest.raises(ValueError, match='valid rules'):
         level_predictions(torch.zeros(1, 7, 2, 2), person_tree, 'min')
@@ -104,7 +105,7 @@ def test_bad_rule_and_bad_shapes(person_tree):
     with pytest.raises(ValueError, match='L = 7'):
         level_predictions(z, person_tree, 'tree_min')
     assert INFERENCE_RULES == ('tree_min', 'path_sum', 'flat', 'level_argmax', 'hssn_release',
-                               'hssn_mmseg', 'hierahyp')
+                               'hssn_mmseg', 'hierahyp', 'logic')
 
 
 def test_accepts_config_value():

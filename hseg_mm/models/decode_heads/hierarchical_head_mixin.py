@@ -22,7 +22,7 @@ the LEAVES from that same feature in place of ``conv_seg``; the head still outpu
 logits (see ``cls_seg``).
 """
 import inspect
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -36,7 +36,7 @@ from torch import Tensor
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
 from ...utils import config_class
-from ..inference import RULES_AT_ORIGINAL_SIZE, check_rule, leaf_scores
+from ..inference import RULES_AT_ORIGINAL_SIZE, check_rule, check_rule_options, leaf_scores
 from ..losses.utils import resize_labels
 from ..utils import SampledEmbedding, full_statistics_supported
 
@@ -72,7 +72,9 @@ class HierarchicalHeadMixin:
             a hierarchical segmentor fills in its own when this is left out.
         inference: rule turning node logits into leaf scores at test time, one of
             'tree_min', 'path_sum', 'flat', 'level_argmax', 'hssn_release',
-            'hssn_mmseg', 'hierahyp' (see `hseg_mm.models.inference`).
+            'hssn_mmseg', 'hierahyp', 'logic' (see `hseg_mm.models.inference`).
+        inference_options: the rule's settings (`RULE_OPTIONS`), e.g.
+            dict(iterations=2) for 'logic'; None: its defaults.
         embedding_channels: width of the L2-normalised projection embedding
             handed to the losses; built only when a loss in `loss_decode` takes
             an `embedding` argument. None: no embedding (such a loss then fails).
@@ -80,7 +82,10 @@ class HierarchicalHeadMixin:
             to the label size before the losses; 'logits': the labels are resized
             (nearest) to the logits' size instead, so the losses see 1/16 of the pixels
             of a head at 1/4 resolution. Faster, but another objective (a thin part
-            keeps fewer label pixels); README "Speed" measures both.
+            keeps fewer label pixels); README "Speed" measures both. A loss with a
+            `loss_resolution` attribute other than None is evaluated at its own
+            (LogicSeg's rule losses: 'logits', as LogicSeg applies them to its head's
+            un-resized logits).
         projection_pixels: 'all': the embedding is every pixel's, batch norm included:
             with a single-process BN in training it is evaluated only at the pixels the loss
             samples, the BN statistics coming from the feature's mean and covariance
@@ -106,7 +111,8 @@ class HierarchicalHeadMixin:
     """
 
     def __init__(self, *args: Any, hierarchy: Optional[HierarchyLike] = None,
-                 inference: str = 'tree_min', embedding_channels: Optional[int] = 256,
+                 inference: str = 'tree_min', inference_options: Optional[Mapping] = None,
+                 embedding_channels: Optional[int] = 256,
                  classifier: Optional[Mapping] = None, loss_resolution: str = 'label',
                  projection_pixels: str = 'all', **kwargs: Any) -> None:
         name = type(self).__name__
@@ -140,6 +146,7 @@ class HierarchicalHeadMixin:
 
         self.hierarchy = tree
         self.inference = check_rule(inference)
+        self.inference_options = check_rule_options(inference, inference_options)
         self.loss_resolution = loss_resolution
         self.projection_pixels = projection_pixels
         self.embedding_channels = embedding_channels
@@ -290,25 +297,46 @@ class HierarchicalHeadMixin:
         if isinstance(embedding, Tensor):
             embedding = embedding.float()
         with torch.autocast(device_type=seg_logits.device.type, enabled=False):
-            if self.loss_resolution == 'label':
-                seg_logits = resize(seg_logits.float(), size=seg_label.shape[2:],
-                                    mode='bilinear', align_corners=self.align_corners)
-                seg_label = seg_label.squeeze(1)
-            else:
-                seg_logits = seg_logits.float()
-                seg_label = resize_labels(seg_label.squeeze(1), seg_logits.shape[2:])
+            inputs = self._loss_inputs(seg_logits.float(), seg_label.squeeze(1))
             losses_decode = self.loss_decode if isinstance(self.loss_decode, nn.ModuleList) \
                 else [self.loss_decode]
             loss: Dict[str, Tensor] = dict()
             for loss_decode in losses_decode:
-                value = loss_decode(seg_logits, seg_label, weight=None,
+                # a loss may name its own resolution (LogicSeg's rules: the head's logits)
+                resolution = getattr(loss_decode, 'loss_resolution', None) or \
+                    self.loss_resolution
+                value = loss_decode(*inputs(resolution), weight=None,
                                     ignore_index=self.ignore_index, embedding=embedding)
                 name = loss_decode.loss_name
                 loss[name] = loss[name] + value if name in loss else value
+            seg_logits, seg_label = inputs(self.loss_resolution)
             with torch.no_grad():
-                leaf = leaf_scores(seg_logits.detach(), self.hierarchy, self.inference)
+                leaf = leaf_scores(seg_logits.detach(), self.hierarchy, self.inference,
+                                   self.inference_options)
                 loss['acc_seg'] = accuracy(leaf, seg_label, ignore_index=self.ignore_index)
         return loss
+
+    def _loss_inputs(self, seg_logits: Tensor,
+                     seg_label: Tensor) -> Callable[[str], Tuple[Tensor, Tensor]]:
+        """A function of a resolution ('label' or 'logits') giving (logits, labels) there.
+
+        'label': the node logits (N, V, h, w) resized (bilinear) to the labels (N, H, W);
+        'logits': the labels resized (nearest) to (h, w). Each is made once, when first
+        asked for.
+        """
+        made: Dict[str, tuple] = {}
+
+        def at(resolution: str) -> tuple:
+            if resolution not in made:
+                if resolution == 'label':
+                    made[resolution] = (resize(seg_logits, size=seg_label.shape[1:],
+                                               mode='bilinear',
+                                               align_corners=self.align_corners), seg_label)
+                else:
+                    made[resolution] = (seg_logits,
+                                        resize_labels(seg_label, seg_logits.shape[2:]))
+            return made[resolution]
+        return at
 
     # ------------------------------------------------------------- inference
     def predict_by_feat(self, seg_logits: Tensor, batch_img_metas: List[dict]) -> Tensor:
@@ -319,7 +347,7 @@ class HierarchicalHeadMixin:
         node_logits = super().predict_by_feat(seg_logits.float(), batch_img_metas)
         if self.inference in RULES_AT_ORIGINAL_SIZE:
             return node_logits
-        return leaf_scores(node_logits, self.hierarchy, self.inference)
+        return leaf_scores(node_logits, self.hierarchy, self.inference, self.inference_options)
 
     @property
     def predict_channels(self) -> int:
