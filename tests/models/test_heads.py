@@ -426,8 +426,14 @@ def test_mmseg_tta_and_iou_metric_work_unchanged(person_tree):
         for s in flipped:
             s.set_metainfo(dict(flip=True, flip_direction='horizontal'))
         flip = model.predict(images.flip(3), flipped)
-    # The flipped pass is unflipped by postprocess_result: same leaf scores up to the
-    # network's own (small) asymmetry, and the levels come with it.
+        raw = model.predict(images.flip(3), samples(labels))  # no flip in the metainfo
+    # The flipped pass is unflipped by postprocess_result: its scores are the raw scores
+    # of the flipped images flipped back by hand, and its levels are taken from those.
+    for f, r in zip(flip, raw):
+        torch.testing.assert_close(f.seg_logits.data, r.seg_logits.data.flip(-1))
+        assert torch.equal(f.pred_level_seg.data, r.pred_level_seg.data.flip(-1))
+        # and not by accident: the unflipped scores are not the raw ones
+        assert not torch.allclose(f.seg_logits.data, r.seg_logits.data)
     assert flip[0].pred_level_seg.data.shape == (3, 64, 64)
     tta = MODELS.build(dict(type='SegTTAModel', module=model))
     merged = tta.merge_preds([[plain[i], flip[i]] for i in range(2)])

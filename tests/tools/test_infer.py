@@ -16,7 +16,7 @@ from mmengine.runner import save_checkpoint
 from mmseg.registry import MODELS
 
 from hseg_mm.hierarchy import ClassHierarchy
-from hseg_mm.visualization import render_level_panel
+from hseg_mm.visualization import level_palettes, render_level_panel
 from hseg_mm.visualization.hierarchical_seg_visualizer import TITLE_H
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +32,8 @@ model = dict(
                            seg_pad_val=255),
     backbone=dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8,
                   out_indices=(3, ), norm_cfg=norm_cfg,
+                  # stride 8 (as mmseg's -d8 models): a leaf map of several pixels per image
+                  strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4),
                   # never read: the weights come from the checkpoint
                   init_cfg=dict(type='Pretrained', checkpoint='/nonexistent/r18.pth')),
     decode_head=dict(type='FCNHead', in_channels=64, in_index=0, channels=8, num_convs=1,
@@ -62,6 +64,8 @@ def setup(tmp_path_factory):
     init_default_scope('mmseg')
     torch.manual_seed(0)
     model = MODELS.build(Config.fromfile(str(config)).model)
+    with torch.no_grad():  # a scorer strong enough that the leaf map is not one class
+        model.decode_head.conv_seg.weight.normal_(0, 3.0)
     # what mmengine's Runner saves: state_dict, meta with dataset_meta, and a message
     # hub holding HistoryBuffers (torch >= 2.6 refuses those without hseg_mm.compat)
     hub = MessageHub.get_instance('infer_test_hub')
@@ -82,7 +86,9 @@ def setup(tmp_path_factory):
 
 
 def test_folder_gives_one_png_per_image(setup):
+    from mmseg.apis import init_model, inference_model
     config, checkpoint, images, root = setup
+    model = init_model(str(config), str(checkpoint), device='cpu')
     out_dir = root / 'out'
     written = load_infer().main([str(config), str(checkpoint), str(images),
                                  '--out-dir', str(out_dir), '--device', 'cpu'])
@@ -99,6 +105,15 @@ def test_folder_gives_one_png_per_image(setup):
         # the input tile, below the title strip, is the image itself (both BGR here)
         assert np.array_equal(panel[TITLE_H:TITLE_H + h, :w],
                               cv2.imread(str(images / f'img_{i}.png')))
+        # tile k (x from k * w) is level k of mmseg's own leaf prediction, pixel for pixel:
+        # the leaf map of `inference_model` sent up the tree by the level look-up table,
+        # coloured by the level's palette (opacity 1 by default: the mask alone)
+        leaf = inference_model(model, str(images / f'img_{i}.png')).pred_sem_seg.data[0]
+        levels = tree.level_luts()[:, leaf.numpy()]  # (3, h, w)
+        for k, (level, palette) in enumerate(zip(levels, level_palettes(tree)), start=1):
+            tile = panel[TITLE_H:TITLE_H + h, k * w:(k + 1) * w, ::-1]  # BGR -> RGB
+            assert np.array_equal(tile, palette[level]), (i, k)
+        assert len(np.unique(levels[-1])) > 1  # more than one leaf: a real comparison
 
 
 def test_single_file_and_glob(setup):

@@ -98,6 +98,23 @@ def test_train_checkpoint_resume_test_infer(data_root, trained, tmp_path):
     assert len(list(out.glob('*.png'))) == 9  # 6 train + 3 val images
 
 
+def test_tta_reports_every_level(data_root, trained, tmp_path):
+    # `--tta`: the config's tta_pipeline (4 scales x 2 flips) through HierarchicalSegTTAModel
+    work = tmp_path / 'tta'
+    log = _run([sys.executable, 'tools/test.py', CONFIG, osp.join(trained, 'iter_2.pth'),
+                '--tta', '--work-dir', str(work), '--cfg-options', *_options(data_root, 2)],
+               timeout=300)
+    found = [osp.join(d, f) for d, _, files in os.walk(work) for f in files
+             if f.endswith('.json') and osp.basename(d) == f[:-5]]
+    assert len(found) == 1, found
+    with open(found[0]) as f:
+        metrics = json.load(f)
+    for k in (1, 2, 3):  # every level of the person tree, with and without background
+        assert 0 <= metrics[f'mIoU_L{k}'] <= 100 and f'mIoU_L{k}_nobg' in metrics
+    assert metrics['consistency'] == 100.0  # the merged leaf scores give every level
+    assert 'ECE_L3' in metrics and 'mIoU_L3' in log
+
+
 def test_two_process_gloo_training(data_root, tmp_path):
     work = str(tmp_path / 'ddp')
     log = _run(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', work,
