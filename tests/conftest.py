@@ -1,4 +1,6 @@
 """Shared fixtures. `import hseg_mm` first: it applies the shims mmseg needs here."""
+import os
+
 import hseg_mm  # noqa: F401
 import pytest
 
@@ -31,3 +33,15 @@ def pytest_configure(config):
                  'ignore:``build_loss`` would be deprecated:UserWarning',
                  'ignore:Fail to import ``MultiScaleDeformableAttention``:UserWarning'):
         config.addinivalue_line('filterwarnings', line)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With HSEG_REQUIRE_TIMM=1 (make test-gpu-stack) a test skipped for want of timm fails:
+    that stack installs timm, so such a skip would hide a broken import."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get('HSEG_REQUIRE_TIMM') == '1' \
+            and 'timm' in str(report.longrepr).lower():
+        report.outcome = 'failed'
+        report.longrepr = f'skipped where timm is required (HSEG_REQUIRE_TIMM=1): {report.longrepr}'

@@ -22,15 +22,22 @@ if ! "$PY" -c 'import torch' 2>/dev/null; then
 fi
 TORCH_VERSION=$("$PY" -c 'import torch; print(torch.__version__)')
 CONSTRAINTS="$VENV/constraints.txt"
-echo "torch==$TORCH_VERSION" > "$CONSTRAINTS"
+# The public version (2.14.1, not 2.14.1+cu130): it still matches the installed build, and
+# pip can reconcile it with a cap such as torch<=2.14.1 (a local label sorts above it).
+echo "torch==${TORCH_VERSION%%+*}" > "$CONSTRAINTS"
+if "$PY" -m pip show torchvision >/dev/null 2>&1; then  # keep the one installed beside it
+  "$PY" -c 'import importlib.metadata as m; print("torchvision==" + m.version("torchvision").split("+")[0])' \
+    >> "$CONSTRAINTS"
+fi
 
 # Full mmcv with compiled ops is kept where present; otherwise mmcv-lite, whose
 # missing ops hseg_mm.compat stands in for.
 if ! "$PY" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("mmcv._ext") is None)' 2>/dev/null; then
   "${PIP[@]}" -c "$CONSTRAINTS" mmcv-lite==2.1.0
 fi
-echo "[setup] installing hseg_mm and its dependencies (torch $TORCH_VERSION kept)"
-"${PIP[@]}" -c "$CONSTRAINTS" -e ".[tests]"
+EXTRAS=${EXTRAS:-tests}  # e.g. tests,timm for the GPU user's stack (make test-gpu-stack)
+echo "[setup] installing hseg_mm[$EXTRAS] and its dependencies (torch $TORCH_VERSION kept)"
+"${PIP[@]}" -c "$CONSTRAINTS" -e ".[$EXTRAS]"
 
 # A torchvision that cannot load next to this torch breaks mmseg's imports.
 if "$PY" -m pip show torchvision >/dev/null 2>&1 && ! "$PY" -c 'import torchvision' 2>/dev/null; then
