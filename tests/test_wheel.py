@@ -69,7 +69,8 @@ def test_wheel_installs_and_builds_from_a_preset(tmp_path):
                env=env)
     # every shipped tree, the two split lists, one channel per node of the person tree
     # (background, body, upper_body, lower_body and the 6 body parts: 10)
-    assert ('presets cityscapes cityscapes_hssn lip lip_hssn mapillary_vistas_v2 '
+    assert ('presets ade20k_logicseg cityscapes cityscapes_hssn lip lip_hssn '
+            'mapillary_vistas_v2 mapillary_vistas_v2_logicseg pascal_part_108 pascal_part_58 '
             'pascal_part_seeds pascal_person_part pascal_person_part_hssn') in out, out
     assert "splits ['train_id.txt', 'val_id.txt']" in out, out
     assert 'channels 10' in out, out

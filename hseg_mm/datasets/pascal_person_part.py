@@ -18,6 +18,11 @@ SPLIT_FILE_CANDIDATES = ('{split}_id.txt', 'list/{split}_id.txt', '{split}.txt',
 # use it; copied from hlzhu09/Hierarchical-Human-Parsing dataset/Pascal/), shipped so that
 # a repack with another split beside it (the seeds') can still be measured on this one.
 OFFICIAL_SPLITS = osp.join(osp.dirname(osp.abspath(__file__)), 'splits', 'pascal_person_part')
+# Pascal-Part-58 / -108's split as GMNet (ECCV 2020) uses it: 4,998 train / 5,105 val, every
+# image Pascal-Part annotates (VOC2010's train / val); copied from the lists of L. Rossi's
+# scripts for GMNet (LcRss/Matlab-Pascal-Part, train_val_list.txt and test.txt). The standard
+# PASCAL-Person-Part split above lies inside it (its train in train, its val in val).
+PASCAL_PART_SPLITS = osp.join(osp.dirname(osp.abspath(__file__)), 'splits', 'pascal_part')
 SPLIT_LISTS = ('data_root', 'official')
 
 

@@ -1,6 +1,8 @@
-"""Cityscapes, LIP and Mapillary Vistas 2.0 through their recipes, on tiny real files in
-each benchmark's own layout: labels load unchanged, levels come out right, flips swap
-the classes that have a side; and the tree builder on a config_v2.0.json-shaped file.
+"""Cityscapes, LIP, Mapillary Vistas 2.0, Pascal-Part-58/108 (LogicSeg's layout) and ADE20K
+(mmseg's) through their recipes, on tiny real files in each benchmark's own layout: labels
+load unchanged (ADE20K's shifted down by one, 0 ignored, as mmseg's reduce_zero_label),
+levels come out right, flips swap the classes that have a side; and the tree builder on a
+config_v2.0.json-shaped file.
 """
 import json
 import os.path as osp
@@ -168,3 +170,84 @@ def test_mapillary_layout_and_flip(tmp_path):
         ('marking--discrete--arrow--left', 'marking--discrete--arrow--right'),
         ('marking--discrete--arrow--split-left-or-straight',
          'marking--discrete--arrow--split-right-or-straight')]
+
+
+def _pascal_part(tmp_path, ann_dir: str, ids) -> tuple:
+    """LogicSeg's layout: img_dir/{train,val}/<id>.jpg, <ann_dir>/{train,val}/<id>.png."""
+    root = str(tmp_path / 'pascal_part')
+    labels = {}
+    for split, names in (('train', ('2008_000008', '2008_000015')), ('val', ('2008_000002', ))):
+        for seed, name in enumerate(names):
+            write_image(f'{root}/img_dir/{split}/{name}.jpg', H, W, seed)
+            labels[name] = _label(ids, seed)
+            write_palette_png(f'{root}/{ann_dir}/{split}/{name}.png', labels[name])
+    return root, labels
+
+
+def test_pascal_part_108_layout(tmp_path):
+    # background, boat, cat_paw, person_head, tvmonitor_screen
+    root, labels = _pascal_part(tmp_path, 'ann108_dir', [0, 18, 43, 77, 107])
+    cfg = _recipe('logicseg_pascal_part108.py', root)
+    tree = ClassHierarchy(cfg.hierarchy)
+    assert tree.level_sizes == [21, 108]
+    _check_split(cfg, 'train', {k: labels[k] for k in ('2008_000008', '2008_000015')}, tree)
+    _check_split(cfg, 'val', {'2008_000002': labels['2008_000002']}, tree)
+    level1 = tree.split_labels(torch.tensor([43, 18, 0]))[0].tolist()
+    assert [tree.level_names(0)[c] for c in level1] == ['cat', 'boat_l1', 'background_l1']
+
+
+def test_pascal_part_58_layout(tmp_path):
+    # background, boat, person_lower_arm, tvmonitor_frame: ann58_dir beside ann108_dir
+    root, labels = _pascal_part(tmp_path, 'ann58_dir', [0, 12, 45, 57])
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/_base_/datasets/pascal_part_58.py'))
+    tree = ClassHierarchy('pascal_part_58')
+    for split, names in (('train', ('2008_000008', '2008_000015')), ('val', ('2008_000002', ))):
+        ds_cfg = dict(cfg[f'{split}_dataloader'].dataset.to_dict(), data_root=root,
+                      hierarchy='pascal_part_58')
+        assert ds_cfg['data_prefix'] == dict(img_path=f'img_dir/{split}',
+                                             seg_map_path=f'ann58_dir/{split}')
+        ds_cfg['pipeline'] = [dict(type='LoadImageFromFile'),
+                              dict(type='LoadCheckedAnnotations'), dict(type='PackSegInputs')]
+        dataset = build(ds_cfg)
+        assert [osp.basename(i['img_path']) for i in dataset.load_data_list()] == \
+            [n + '.jpg' for n in names]
+        for i, name in enumerate(names):
+            assert np.array_equal(_gt(dataset, i), labels[name])
+        assert dataset.metainfo['classes'] == tree.leaf_names
+
+
+def test_ade20k_layout_reduces_zero(tmp_path):
+    from mmseg.datasets import ADE20KDataset
+    root = str(tmp_path / 'ADEChallengeData2016')
+    disk = {}
+    for split, names in (('training', ('ADE_train_00000001', )),
+                         ('validation', ('ADE_val_00000001', ))):
+        for seed, name in enumerate(names):
+            write_image(f'{root}/images/{split}/{name}.jpg', H, W, seed)
+            disk[name] = _label([0, 1, 13, 127, 150], seed)  # 0: "other"; 255 in row 0
+            write_gray_png(f'{root}/annotations/{split}/{name}.png', disk[name])
+    cfg = _recipe('hssn_ade20k.py', root)
+    tree = ClassHierarchy(cfg.hierarchy)
+    assert tree.level_sizes == [3, 14, 150]
+    # the layout is mmseg's classes by disk id, after id 0
+    assert cfg.train_dataloader.dataset.layout_classes == \
+        [None] + [c.strip() for c in ADE20KDataset.METAINFO['classes']]
+    for split, name in (('train', 'ADE_train_00000001'), ('val', 'ADE_val_00000001')):
+        ds_cfg = cfg[f'{split}_dataloader'].dataset.to_dict()
+        ds_cfg['pipeline'] = [dict(type='LoadImageFromFile'),
+                              dict(type='LoadCheckedAnnotations'), dict(type='PackSegInputs')]
+        gt = _gt(build(ds_cfg), 0)
+        # as mmseg's reduce_zero_label: 0 -> 255, i -> i - 1, 255 stays 255
+        expected = np.where(disk[name] == 0, 255,
+                            np.where(disk[name] == 255, 255, disk[name].astype(int) - 1))
+        assert np.array_equal(gt, expected)
+        assert [tree.leaf_names[i] for i in (0, 12, 126, 149)] == ['wall', 'person', 'animal',
+                                                                  'flag']
+    # an id above 150 is no ADE20K class: refused, the file named
+    bad = disk['ADE_val_00000001'].copy()
+    bad[1, 0] = 151
+    write_gray_png(f'{root}/annotations/validation/ADE_val_00000001.png', bad)
+    ds_cfg = cfg.val_dataloader.dataset.to_dict()
+    ds_cfg['pipeline'] = [dict(type='LoadImageFromFile'), dict(type='LoadCheckedAnnotations')]
+    with pytest.raises(ValueError, match=r'ADE_val_00000001.png: label values \[151\]'):
+        build(ds_cfg)[0]

@@ -326,11 +326,17 @@ def test_head_gives_the_rules_its_own_logits(person_tree):
     assert not math.isnan(out['acc_seg'].item())
 
 
-def test_demo_config_states_logicsegs_objective(person_tree):
-    # configs/logicseg_demo_cpu.py: 0.5 focal BCE + 0.3 f (C + D) + 0.3 * 2/3 f E, the ramp
-    # at LogicSeg's fractions of its 60k schedule (20k and 50k)
+@pytest.mark.parametrize('config, ramp', [
+    # the demo: the ramp at LogicSeg's fractions (20k, 50k of 60k) of its 3,000 iterations
+    ('logicseg_demo_cpu.py', (1000, 2500)),
+    # LogicSeg's own schedule: 20k to 50k of 60k
+    ('logicseg/logicseg_r101-d8_4xb4-60k_pascal-part-108-512x512.py', (20000, 50000)),
+    # the same iterations on Mapillary's 240k (LogicSeg's Mapillary loss has no rules on)
+    ('logicseg/logicseg_r101-d8_4xb2-240k_mapillary-v2-512x1024.py', (20000, 50000))])
+def test_configs_state_logicsegs_objective(person_tree, config, ramp):
+    # 0.5 focal BCE + 0.3 f (C + D) + 0.3 * 2/3 f E, the rules at the head's own logits
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    cfg = Config.fromfile(osp.join(root, 'configs', 'logicseg_demo_cpu.py'))
+    cfg = Config.fromfile(osp.join(root, 'configs', config))
     head = cfg.model.decode_head
     assert head.inference == 'logic' and head.inference_options == dict(iterations=2)
     built = [MODELS.build(dict(c, hierarchy=person_tree)) for c in head.loss_decode]
@@ -338,7 +344,6 @@ def test_demo_config_states_logicsegs_objective(person_tree):
     assert [type(m) for m in built] == [type(m) for m in expected]
     assert [m.loss_weight for m in built] == pytest.approx([0.5, 0.3, 0.3, 0.3 * 2 / 3])
     assert [m.p for m in built[1:]] == [5.0, 5.0, 3.0]
-    iters = cfg.train_cfg.max_iters
     for m in built[1:]:
-        assert m.ramp_iters == (iters * 20000 // 60000, iters * 50000 // 60000)
+        assert m.ramp_iters == ramp
         assert m.loss_resolution == 'logits'

@@ -18,6 +18,7 @@ import scipy.io
 from PIL import Image
 
 from hseg_mm.datasets.labels import voc_colormap
+from hseg_mm.hierarchy import ClassHierarchy
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'convert_pascal_part.py')
@@ -216,3 +217,189 @@ def test_script_nproc_2_matches(ann_dir, tmp_path):
     for name in os.listdir(one):
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
     assert (one.parent / 'all_id.txt').read_text() == (two.parent / 'all_id.txt').read_text()
+
+
+# ---------------------------------------------------------------- Pascal-Part-58 and -108
+# Every part name of the Pascal-Part toolkit (part2ind.m), class by class; 'x_#' is x_1,
+# x_2, ... (doors, wheels, windows, lights, engines, coaches).
+_CAT = 'head leye reye lear rear nose torso neck lfleg lfpa rfleg rfpa lbleg lbpa rbleg rbpa tail'
+_COW = ('head leye reye lear rear muzzle lhorn rhorn torso neck lfuleg lflleg rfuleg rflleg '
+        'lbuleg lblleg rbuleg rblleg tail')
+_BUS = ('frontside leftside rightside backside roofside leftmirror rightmirror fliplate '
+        'bliplate door_# wheel_# headlight_# window_#')
+TOOLKIT_PARTS = {
+    'aeroplane': 'body stern lwing rwing tail engine_# wheel_#',
+    'bicycle': 'fwheel bwheel saddle handlebar chainwheel headlight_#',
+    'bird': 'head leye reye beak torso neck lwing rwing lleg lfoot rleg rfoot tail',
+    'boat': '', 'bottle': 'cap body', 'bus': _BUS, 'car': _BUS, 'cat': _CAT, 'chair': '',
+    'cow': _COW, 'diningtable': '', 'dog': _CAT + ' muzzle',
+    'horse': _COW.replace('lhorn rhorn ', '') + ' lfho rfho lbho rbho',
+    'motorbike': 'fwheel bwheel handlebar saddle headlight_#',
+    'person': ('head leye reye lear rear lebrow rebrow nose mouth hair torso neck llarm luarm '
+               'lhand rlarm ruarm rhand llleg luleg lfoot rlleg ruleg rfoot'),
+    'pottedplant': 'pot plant', 'sheep': _COW, 'sofa': '',
+    'train': ('head hfrontside hleftside hrightside hbackside hroofside headlight_# coach_# '
+              'cfrontside_# cleftside_# crightside_# cbackside_# croofside_#'),
+    'tvmonitor': 'screen'}
+
+
+@pytest.mark.parametrize('n', ['58', '108'])
+def test_part_tables_cover_the_toolkit_and_the_tree(n):
+    parts = tool.part_set(n)
+    assert parts.classes == ClassHierarchy(f'pascal_part_{n}').leaf_names
+    assert sorted(parts.rules) == sorted(TOOLKIT_PARTS) == sorted(tool.VOC_CLASSES)
+    produced = {0}  # background: pixels of no object
+    for cls, names in TOOLKIT_PARTS.items():
+        rest, exact, numbered = parts.rules[cls]
+        # every toolkit name is known (numbered ones at any number) ...
+        for name in names.split():
+            for real in ([name[:-1] + '1', name[:-1] + '20'] if name.endswith('#') else [name]):
+                lid = parts.part_id(cls, real)
+                assert lid is not None, (cls, real)
+                produced.add(lid)
+        # ... and the table names nothing else (a typo would never match a real file)
+        assert set(exact) | {p + '#' for p in numbered} <= set(names.split()), cls
+        if rest is not None:
+            produced.add(rest)
+        assert parts.part_id(cls, 'no_such_part') is None
+    # every leaf is made, 255 aside
+    assert produced - {255} == set(range(int(n)))
+
+
+def test_58_person_is_pascal_person_part():
+    # the 58 set's six person parts are PASCAL-Person-Part's classes, merged the same way
+    parts = tool.part_set('58')
+    for name, ppp in tool.PART_TO_CLASS.items():
+        assert parts.classes[parts.part_id('person', name)] == \
+            'person_' + tool.STANDARD_CLASSES[ppp], name
+
+
+def test_108_ignores_what_gmnets_scripts_ignore():
+    parts = tool.part_set('108')
+    ignored = sorted((cls, name) for cls, names in TOOLKIT_PARTS.items()
+                     for name in names.split()
+                     if parts.part_id(cls, name.replace('#', '1')) == 255)
+    # my_part2ind_gray_103_4_255.m: 255 for these, and only these
+    assert ignored == [('aeroplane', 'tail'), ('bicycle', 'headlight_#'), ('bird', 'leye'),
+                       ('bird', 'reye'), ('car', 'leftmirror'), ('car', 'rightmirror'),
+                       ('cow', 'leye'), ('cow', 'reye'), ('horse', 'leye'), ('horse', 'reye'),
+                       ('person', 'lebrow'), ('person', 'rebrow'), ('sheep', 'leye'),
+                       ('sheep', 'reye')]
+
+
+def _image_parts(path):
+    """4x6, four objects: a cat (head, left eye, left front leg, right back paw), a boat
+    (silhouette), a person (hair, left eyebrow, left upper / lower arm, right hand), then a
+    tv monitor (screen) whose silhouette covers (3, 4), a person pixel without a part."""
+    h, w = 4, 6
+    write_mat(path, [
+        ('cat', 8, _mask((h, w), S[0:2, 0:3]), [
+            ('head', _mask((h, w), S[0, 0])), ('leye', _mask((h, w), S[0, 1])),
+            ('lfleg', _mask((h, w), S[1, 0])), ('rbpa', _mask((h, w), S[1, 1]))]),
+        ('boat', 4, _mask((h, w), S[2:4, 0:2]), []),
+        ('person', 15, _mask((h, w), S[:, 3:5]), [
+            ('hair', _mask((h, w), S[0, 3])), ('lebrow', _mask((h, w), S[0, 4])),
+            ('luarm', _mask((h, w), S[1, 3])), ('llarm', _mask((h, w), S[2, 3])),
+            ('rhand', _mask((h, w), S[3, 3]))]),
+        ('tvmonitor', 20, _mask((h, w), S[1:4, 5], S[3, 4]), [('screen', _mask((h, w), S[2, 5]))]),
+    ])
+
+
+# 108: cat_head 36, cat_eye 37, cat_leg 42, cat_paw 43, boat 18, person_hair 82,
+# eyebrow ignored 255, person_arm 85 (upper and lower), person_hand 86, tvmonitor_screen 107;
+# pixels of an object that no part covers stay 0 (the cat's (0, 2), (1, 2), the person's
+# (1, 4), (2, 4), the tv's (1, 5), (3, 4), (3, 5))
+LABEL_108 = np.array([[36, 37, 0, 82, 255, 0],
+                      [42, 43, 0, 85, 0, 0],
+                      [18, 18, 0, 85, 0, 107],
+                      [18, 18, 0, 86, 0, 0]], dtype=np.uint8)
+# 58: the cat's silhouette is torso 26 under its parts (head 23 takes the eye, leg 24 the
+# paw), boat 12, person_head 43 (hair, eyebrow), upper arm 46, lower arm 45 (with the hand),
+# the tv's silhouette frame 57 under its screen 56, over the person's bare pixel (3, 4)
+LABEL_58 = np.array([[23, 23, 26, 43, 43, 0],
+                     [24, 24, 26, 46, 0, 57],
+                     [12, 12, 0, 45, 0, 56],
+                     [12, 12, 0, 45, 57, 57]], dtype=np.uint8)
+# person (PASCAL-Person-Part): the person's parts only, head 1, upper arm 3, lower arm 4
+LABEL_PERSON = np.array([[0, 0, 0, 1, 1, 0],
+                         [0, 0, 0, 3, 0, 0],
+                         [0, 0, 0, 4, 0, 0],
+                         [0, 0, 0, 4, 0, 0]], dtype=np.uint8)
+
+
+@pytest.mark.parametrize('parts, expected', [('108', LABEL_108), ('58', LABEL_58),
+                                             ('person', LABEL_PERSON)])
+def test_part_sets_on_several_objects(tmp_path, parts, expected):
+    path = str(tmp_path / '2008_000010.mat')
+    _image_parts(path)
+    png = str(tmp_path / 'x.png')
+    r = tool.convert_one((path, png, False, parts))
+    assert r['error'] is None and r['written']
+    mode, lab, palette = _read(png)
+    assert mode == 'P' and palette == voc_colormap(256).ravel().tolist()
+    np.testing.assert_array_equal(lab, expected)
+    assert r['ignored'] == (1 if parts == '108' else 0)  # the eyebrow
+
+
+def test_bad_parts_are_named_in_one_error(tmp_path, capsys):
+    ann = tmp_path / 'Annotations_Part'
+    ann.mkdir()
+    _image_parts(str(ann / '2008_000010.mat'))
+    # a cat part the set lacks, and a class that is no VOC class
+    write_mat(str(ann / '2008_000011.mat'),
+              [('cat', 8, _mask((2, 2), S[0]), [('wing', _mask((2, 2), S[0, 0]))])])
+    write_mat(str(ann / '2008_000012.mat'), [('unicorn', 21, _mask((2, 2), S[0]), [])])
+    write_mat(str(ann / '2008_000013.mat'), [('cat', 12, _mask((2, 2), S[0]), [])])
+    out = tmp_path / 'pascal_part' / 'ann108_dir'
+    assert tool.main([str(ann), str(out), '--parts', '108']) == 1
+    stdout, stderr = capsys.readouterr()
+    assert sorted(os.listdir(out)) == ['2008_000010.png']  # the good file is converted
+    assert '4 .mat files, 1 read, 1 with parts; 1 labels written' in stdout
+    assert 'cat_head 1, cat_eye 1,' in stdout and 'ignored (255) 1' in stdout
+    assert stderr.count('error:') == 1
+    assert '3 .mat file(s) unreadable or malformed' in stderr
+    assert ("2008_000011.mat: anno.objects(1).parts(1).part_name 'wing' is not a cat part of "
+            "pascal_part_108") in stderr
+    assert "2008_000012.mat: anno.objects(1).class 'unicorn' is not a PASCAL VOC class" in stderr
+    assert "2008_000013.mat: anno.objects(1): class 'cat' and class_ind 12 disagree" in stderr
+
+
+def test_logicseg_layout_in_one_command(tmp_path, capsys):
+    ann = tmp_path / 'Annotations_Part'
+    ann.mkdir()
+    _image_parts(str(ann / '2008_000010.mat'))
+    write_mat(str(ann / '2008_000011.mat'), [('chair', 9, _mask((2, 2), S[0]), [])])
+    lists, jpegs = tmp_path / 'lists', tmp_path / 'JPEGImages'
+    lists.mkdir()
+    jpegs.mkdir()
+    (lists / 'train_id.txt').write_text('2008_000010\n')
+    (lists / 'val_id.txt').write_text('2008_000011\n2008_000012\n')  # 12: no .mat
+    for i in ('2008_000010', '2008_000011'):
+        (jpegs / f'{i}.jpg').write_bytes(b'jpeg ' + i.encode())
+    root = tmp_path / 'pascal_part'
+    rc = tool.main([str(ann), str(root / 'ann58_dir'), '--parts', '58', '--split-lists',
+                    str(lists), '--split-dirs', '--images', str(jpegs)])
+    assert rc == 1  # 2008_000012 is listed without a .mat
+    # configs/_base_/datasets/pascal_part_58.py reads img_dir/<split>, ann58_dir/<split>
+    np.testing.assert_array_equal(_read(root / 'ann58_dir' / 'train' / '2008_000010.png')[1],
+                                  LABEL_58)
+    np.testing.assert_array_equal(_read(root / 'ann58_dir' / 'val' / '2008_000011.png')[1],
+                                  [[27, 27], [0, 0]])  # the chair's silhouette
+    assert (root / 'img_dir' / 'val' / '2008_000011.jpg').read_bytes() == b'jpeg 2008_000011'
+    assert sorted(os.listdir(root / 'img_dir' / 'train')) == ['2008_000010.jpg']
+    assert (root / 'val_id.txt').read_text() == '2008_000011\n'
+    stdout, stderr = capsys.readouterr()
+    assert f'images: 2 linked into {root / "img_dir"}' in stdout
+    assert "2008_000012.mat: listed in ['val'] but missing" in stderr
+
+
+def test_gmnet_split_is_shipped():
+    splits = tool.read_split_lists(tool.resolve_split_lists('gmnet'))
+    # GMNet's 4,998 train / 5,105 val: every image Pascal-Part annotates, once
+    assert {k: len(v) for k, v in splits.items()} == {'train': 4998, 'val': 5105}
+    assert not set(splits['train']) & set(splits['val'])
+    # PASCAL-Person-Part's standard split lies inside it
+    from hseg_mm.datasets.pascal_person_part import OFFICIAL_SPLITS
+    for split in ('train', 'val'):
+        with open(osp.join(OFFICIAL_SPLITS, f'{split}_id.txt')) as f:
+            assert set(f.read().split()) <= set(splits[split])

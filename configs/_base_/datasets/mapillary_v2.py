@@ -1,6 +1,7 @@
 # Mapillary Vistas 2.0 on its own layout, as mmseg's mapillary_v2.py reads it (124 labels,
-# ids as in the release's config_v2.0.json; the tree: hseg_mm/hierarchies/
-# mapillary_vistas_v2.yaml, built from those names by tools/build_tree.py):
+# ids as in the release's config_v2.0.json; the recipes' tree: LogicSeg's,
+# hseg_mm/hierarchies/mapillary_vistas_v2_logicseg.yaml, or the one built from the label
+# names by tools/build_tree.py, mapillary_vistas_v2.yaml; both have these leaves):
 #   data/mapillary/training/images/*.jpg     data/mapillary/training/v2.0/labels/*.png
 #   data/mapillary/validation/images/*.jpg   data/mapillary/validation/v2.0/labels/*.png
 # The label PNGs are palette images whose indices are the label ids (read as stored).
