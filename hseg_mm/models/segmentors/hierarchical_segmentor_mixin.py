@@ -217,7 +217,7 @@ class HierarchicalSegmentorMixin:
             for sample in data_samples:
                 # mmseg's argmax over the node channels is replaced by the leaf argmax
                 leaf = leaf_scores(sample.seg_logits.data.unsqueeze(0), self.hierarchy,
-                                   rule)[0]
+                                   rule, self.hierarchical_head.inference_options)[0]
                 sample.set_data({'seg_logits': PixelData(data=leaf),
                                  'pred_sem_seg': PixelData(
                                      data=leaf.argmax(dim=0, keepdim=True))})
