@@ -29,7 +29,7 @@ GPU_VENV ?= .venv-gpu
 GPU_STAMP := $(GPU_VENV)/.hseg_mm-installed
 
 $(GPU_STAMP): setup.py tools/setup_env.sh
-	VENV=$(GPU_VENV) TORCH_PIN="torch==2.14.1 torchvision==0.29.1" EXTRAS=tests,timm \
+	VENV=$(GPU_VENV) TORCH_PIN="torch==2.14.1 torchvision==0.29.1" EXTRAS=tests,mlflow,timm \
 		bash tools/setup_env.sh
 	touch $@
 

@@ -48,5 +48,11 @@ setup(
     package_data={'hseg_mm': ['datasets/splits/*/*.txt', 'hierarchies/*.yaml']},
     python_requires='>=3.9',
     install_requires=INSTALL_REQUIRES,
-    extras_require={'tests': ['pytest'], 'timm': ['timm>=0.9']},  # timm: README, timm backbones
+    extras_require={
+        'tests': ['pytest'],
+        'timm': ['timm>=0.9'],  # README, timm backbones
+        # configs/_base_/mlflow.py: the MLflow client, and SQLAlchemy + Alembic for its
+        # SQLite store (MLflow 3 refuses the file store mmengine's backend defaults to)
+        'mlflow': ['mlflow-skinny>=2.12', 'sqlalchemy', 'alembic'],
+    },
 )

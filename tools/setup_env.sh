@@ -35,7 +35,7 @@ fi
 if ! "$PY" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("mmcv._ext") is None)' 2>/dev/null; then
   "${PIP[@]}" -c "$CONSTRAINTS" mmcv-lite==2.1.0
 fi
-EXTRAS=${EXTRAS:-tests}  # e.g. tests,timm for the GPU user's stack (make test-gpu-stack)
+EXTRAS=${EXTRAS:-tests,mlflow}  # tests,mlflow,timm for the GPU user's stack (make test-gpu-stack)
 echo "[setup] installing hseg_mm[$EXTRAS] and its dependencies (torch $TORCH_VERSION kept)"
 "${PIP[@]}" -c "$CONSTRAINTS" -e ".[$EXTRAS]"
 
