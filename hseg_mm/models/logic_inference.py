@@ -32,10 +32,16 @@ was written (only its abstract and introduction were reachable), so the forms ab
 reconstructed: the messages are the rules' fuzzy truths as training relaxes them (and as
 a third-party reimplementation, lauralargeaud/Projet_long_hierarchical, quotes Eq. 16 in
 its comments); the aggregation (each message times its sender's score, averaged over the
-children and over the peers), the softmax per level and the default of 2 iterations
-follow LogicSeg's own `passing()` (lingorX/LogicSeg,
-mmseg/models/segmentors/encoder_decoder.py) and that reimplementation. To be checked
-against Eqs. 16-18 of the paper (arXiv:2309.13556, Sec. 3.3).
+children and over the peers) and the softmax per level follow LogicSeg's own `passing()`
+(lingorX/LogicSeg, mmseg/models/segmentors/encoder_decoder.py) and that
+reimplementation; the default of 2 iterations is the reimplementation's
+(`--message-passing-iter-count`): `passing()` has no count, and its commented-out call
+runs it once. Still open, to be checked against Eqs. 16-18 of the paper (arXiv:2309.13556,
+Sec. 3.3; a search of the stored copies of it in December 2026 reached its abstract,
+introduction and Fig. 4's caption only): whether the exclusion peers are the whole level
+(here and in `passing()`) or the siblings (the reimplementation, and every exclusion
+example in LogicSeg's overview figure), and whether the softmax comes before the
+messages (`passing()`) or after each update (here and the reimplementation).
 That function is commented out and cannot run (it returns an undefined name), and departs
 from the equations where hseg-mm follows them: its `D_message` puts each child's score
 where Eq. 16 has the max over the children, its `E_message` averages the peers over the
