@@ -106,11 +106,13 @@ AMP_WRAPPERS = ('AmpOptimWrapper', 'CPUAmpOptimWrapper')
 
 
 def build(cfg: Config, shape: Tuple[int, int], device: torch.device,
-          precision: str = 'config'):
+          precision: str = 'config', amp_dtype: Optional[str] = None):
     """(model, optim_wrapper) of a config, random init, BN in place of SyncBN.
 
     precision: 'config' keeps the config's optim_wrapper type, 'float32' makes it a
     plain `OptimWrapper`, 'amp' a mixed-precision one for `device` (as `--amp` does).
+    amp_dtype: the autocast dtype of a mixed-precision wrapper ('float16',
+    'bfloat16'); None keeps the config's, else the wrapper's default.
     """
     from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.optim import build_optim_wrapper
@@ -133,6 +135,8 @@ def build(cfg: Config, shape: Tuple[int, int], device: torch.device,
         optim_cfg['type'] = wanted
         if wanted == 'AmpOptimWrapper':
             optim_cfg['loss_scale'] = 'dynamic'
+    if mixed and amp_dtype:
+        optim_cfg['dtype'] = amp_dtype
     return model, build_optim_wrapper(model, optim_cfg)
 
 
