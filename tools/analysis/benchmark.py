@@ -256,6 +256,20 @@ def profile_step(name: str, step: Callable[[], None], rows: int = 15) -> None:
     print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=rows))
 
 
+def step_functions(models: Dict[str, tuple], data: dict, mode: str) -> Dict[str, Callable]:
+    """{name: a function running one step} of each (model, optim_wrapper) in `mode`:
+    'train' (train_step, the model in train mode) or 'inference' (test_step, eval mode)."""
+    steps = {}
+    for name, (model, optim_wrapper) in models.items():
+        if mode == 'train':
+            model.train()
+            steps[name] = (lambda m=model, o=optim_wrapper: m.train_step(data, o))
+        else:
+            model.eval()
+            steps[name] = (lambda m=model: m.test_step(data))
+    return steps
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -284,14 +298,7 @@ def main() -> None:
             variants = head_variants(cfg, models, shape, device)
             print(summarise_heads(head_times(variants, data, args.repeats, args.warmup, device)))
             continue
-        steps = {}
-        for name, (model, optim_wrapper) in models.items():
-            if mode == 'train':
-                model.train()
-                steps[name] = (lambda m=model, o=optim_wrapper: m.train_step(data, o))
-            else:
-                model.eval()
-                steps[name] = (lambda m=model: m.test_step(data))
+        steps = step_functions(models, data, mode)
         with torch.no_grad() if mode == 'inference' else torch.enable_grad():
             times = interleaved_times(steps, args.repeats, args.warmup, device)
         print(summarise(mode, times, args.batch))

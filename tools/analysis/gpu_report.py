@@ -341,14 +341,7 @@ def time_pair(cfgs: Dict[str, Config], mode: str, precision: str, shape: Tuple[i
     tree = next(iter(models.values()))[0].hierarchy
     data = benchmark.make_batch(batch, shape, tree.num_leaves, tree.ignore_index,
                                 torch.Generator().manual_seed(args.seed))
-    steps = {}
-    for name, (model, optim_wrapper) in models.items():
-        if mode == 'train':
-            model.train()
-            steps[name] = (lambda m=model, o=optim_wrapper: m.train_step(data, o))
-        else:
-            model.eval()
-            steps[name] = (lambda m=model: m.test_step(data))
+    steps = benchmark.step_functions(models, data, mode)
     wrapper = type(next(iter(models.values()))[1]).__name__
     try:
         with torch.no_grad() if mode == 'inference' else torch.enable_grad():
