@@ -30,10 +30,41 @@ if "$PY" -m pip show torchvision >/dev/null 2>&1; then  # keep the one installed
     >> "$CONSTRAINTS"
 fi
 
-# Full mmcv with compiled ops is kept where present; otherwise mmcv-lite, whose
-# missing ops hseg_mm.compat stands in for.
+# Full mmcv with compiled ops is kept where present. Otherwise MMCV=lite (the default)
+# installs mmcv-lite, whose missing ops hseg_mm.compat stands in for, and MMCV=full
+# installs full mmcv 2.1.0 built from its sdist against this torch (make test-full-mmcv).
+MMCV=${MMCV:-lite}
 if ! "$PY" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("mmcv._ext") is None)' 2>/dev/null; then
-  "${PIP[@]}" -c "$CONSTRAINTS" mmcv-lite==2.1.0
+  case "$MMCV" in
+    lite) "${PIP[@]}" -c "$CONSTRAINTS" mmcv-lite==2.1.0 ;;
+    full)
+      if "$PY" -m pip show mmcv-lite >/dev/null 2>&1; then  # both own the mmcv/ folder
+        "$PY" -m pip uninstall --quiet --yes mmcv-lite
+      fi
+      # PyPI has only mmcv 2.1.0's sdist; its compiled ops are tied to the torch they were
+      # built against, so one cached wheel per torch version and Python.
+      PY_TAG=$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+      WHEELS="${MMCV_WHEEL_DIR:-$HOME/.cache/hseg_mm/wheels}/torch-$TORCH_VERSION-$PY_TAG"
+      WHEEL=$(ls "$WHEELS"/mmcv-2.1.0-*.whl 2>/dev/null | head -n 1 || true)
+      if [ -z "$WHEEL" ]; then
+        # setuptools<82: mmcv's setup.py imports pkg_resources (gone in 82); wheel: pip
+        # wheel without build isolation needs it in the venv; ninja: compiles MAX_JOBS
+        # files at a time (torch's extension builder is serial without it).
+        "${PIP[@]}" -c "$CONSTRAINTS" "setuptools<82" wheel ninja
+        echo "[setup] building mmcv 2.1.0 with compiled ops against torch $TORCH_VERSION" \
+             "into $WHEELS (about 20 min on 2 cores)"
+        mkdir -p "$WHEELS"
+        # no build isolation: the build must see this torch, not a fresh one from PyPI
+        MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "$PY" -m pip wheel --disable-pip-version-check \
+          --no-deps --no-build-isolation -c "$CONSTRAINTS" -w "$WHEELS" mmcv==2.1.0
+        WHEEL=$(ls "$WHEELS"/mmcv-2.1.0-*.whl | head -n 1)
+      else
+        echo "[setup] reusing $WHEEL"
+      fi
+      "${PIP[@]}" -c "$CONSTRAINTS" "$WHEEL"
+      "$PY" -c 'import mmcv.ops' || { echo "[setup] error: $WHEEL does not import" >&2; exit 1; } ;;
+    *) echo "[setup] error: MMCV=$MMCV; expected lite or full" >&2; exit 1 ;;
+  esac
 fi
 EXTRAS=${EXTRAS:-tests,mlflow}  # tests,mlflow,timm for the GPU user's stack (make test-gpu-stack)
 echo "[setup] installing hseg_mm[$EXTRAS] and its dependencies (torch $TORCH_VERSION kept)"
