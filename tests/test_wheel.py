@@ -52,10 +52,11 @@ def _run(args, cwd, timeout, env=None):
 def test_wheel_installs_and_builds_from_a_preset(tmp_path):
     wheels, site, work = tmp_path / 'wheels', tmp_path / 'site', tmp_path / 'work'
     work.mkdir()
-    # setuptools builds in the source folder (build/, *.egg-info): build from a copy
+    # setuptools builds in the source folder (build/, *.egg-info): build from a copy,
+    # without the venvs make creates (.venv, .venv-gpu, .venv-mmcv: GBs each)
     source = tmp_path / 'source'
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        '.git', '.venv', 'work_dirs', 'data', 'build', '*.egg-info', '__pycache__',
+        '.git', '.venv*', 'work_dirs', 'data', 'build', '*.egg-info', '__pycache__',
         '.pytest_cache', '.dist_test'))
     # --no-build-isolation: the venv's setuptools builds it, no download needed
     _run([sys.executable, '-m', 'pip', 'wheel', str(source), '--no-deps',
