@@ -23,4 +23,3 @@ class MLflowSeriesVisBackend(MLflowVisBackend):
     def add_image(self, name: str, image: np.ndarray, step: int = 0, **kwargs) -> None:
         """Log `image` ((H, W, 3) uint8 RGB) as step `step` of the series `name`."""
         self._mlflow.log_image(image, key=name, step=int(step))
-

@@ -280,8 +280,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if len(shapes) % 2:
             raise SystemExit('--metric-shapes takes H W pairs')
         pairs = list(zip(shapes[::2], shapes[1::2]))
-        cases = [('pascal_person_part' if i == 0 else 'cityscapes', h, w)
-                 for i, (h, w) in enumerate(pairs)]
+        # the first pair on the first case's tree, the others on the second's
+        trees = [METRIC_CASES[min(i, 1)][0] for i in range(len(pairs))]
+        cases = [(tree, h, w) for tree, (h, w) in zip(trees, pairs)]
         results = [(tree, h, w, time_metric(tree, h, w, args.metric_repeats,
                                             args.model_config or None, args.seed))
                    for tree, h, w in cases]
