@@ -67,6 +67,32 @@ class HierarchicalRunner(Runner):
                 hook.backend_args = dict(ATOMIC_BACKEND_ARGS)
         self.checkpoint_being_loaded = None
 
+    # ------------------------------------------------------------ compile
+    def train(self) -> torch.nn.Module:
+        self.compile_eval_steps()  # mmengine's train() compiles train_step itself
+        return super().train()
+
+    def val(self) -> dict:
+        self.compile_eval_steps()
+        return super().val()
+
+    def test(self) -> dict:
+        self.compile_eval_steps()
+        return super().test()
+
+    def compile_eval_steps(self) -> None:
+        """With the config's `compile` (True or torch.compile's keywords), compile the
+        model's `val_step` and `test_step` too: mmengine's switch compiles `train_step`
+        only, so `tools/test.py --cfg-options compile=True` would otherwise run eagerly.
+        Once per runner."""
+        compile_cfg = self.cfg.get('compile')
+        if not compile_cfg or getattr(self, '_eval_steps_compiled', False):
+            return
+        options = {} if compile_cfg is True else dict(compile_cfg)
+        for name in ('val_step', 'test_step'):
+            setattr(self.model, name, torch.compile(getattr(self.model, name), **options))
+        self._eval_steps_compiled = True
+
     # ------------------------------------------------------------ resuming
     def _resumed_checkpoint(self) -> Optional[str]:
         """The checkpoint `--resume` will load, if it is a local file."""

@@ -28,7 +28,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from mmseg.models.losses import accuracy
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import SampleList
@@ -62,6 +61,19 @@ NO_TREE = (
     'check_data=False); to train or test, build the runner with RUNNERS.build(cfg), as '
     'tools/train.py does; in your own code call hseg_mm.engine.apply_hierarchy(cfg) '
     'before building the model')
+
+# {head class: the parameter names of its mmseg parent's `loss`}
+_LOSS_PARAMETERS: Dict[type, Tuple[str, ...]] = {}
+
+
+def leaf_accuracy(leaf: Tensor, label: Tensor, ignore_index: int) -> Tensor:
+    """mmseg's `accuracy` (top-1, %, shape (1,)) of leaf scores (N, L, H, W) against
+    labels (N, H, W), without its boolean indexing: a count of valid pixels instead,
+    so that a compiled training step needs no graph break for a logged figure."""
+    valid = label != ignore_index
+    correct = ((leaf.argmax(1) == label) & valid).sum().float().reshape(1)
+    eps = torch.finfo(torch.float32).eps  # as mmseg: 0 valid pixels give ~0, not nan
+    return (correct + eps) * (100.0 / (valid.sum().float() + eps))
 
 
 class HierarchicalHeadMixin:
@@ -268,7 +280,13 @@ class HierarchicalHeadMixin:
 
         The feature is computed once, for the node logits and the embedding.
         """
-        given = inspect.signature(super().loss).bind(*args, **kwargs).arguments
+        # the parent's parameter names, read once per class: inspect at every step
+        # would break a torch.compile graph (`callable` is not traceable)
+        names = _LOSS_PARAMETERS.get(type(self))
+        if names is None:
+            names = _LOSS_PARAMETERS[type(self)] = tuple(
+                inspect.signature(super().loss).parameters)
+        given = dict(zip(names, args), **kwargs)
         extra = (given['prev_output'], ) if 'prev_output' in given else ()
         feat = self._forward_feature(given['inputs'], *extra)
         embedding = self.embed(feat) if self.projection is not None else None
@@ -313,7 +331,7 @@ class HierarchicalHeadMixin:
             with torch.no_grad():
                 leaf = leaf_scores(seg_logits.detach(), self.hierarchy, self.inference,
                                    self.inference_options)
-                loss['acc_seg'] = accuracy(leaf, seg_label, ignore_index=self.ignore_index)
+                loss['acc_seg'] = leaf_accuracy(leaf, seg_label, self.ignore_index)
         return loss
 
     def _loss_inputs(self, seg_logits: Tensor,

@@ -66,7 +66,7 @@ class _HierarchicalCrossEntropy(torch.autograd.Function):
             # a pixel's weight at this level: the level weight times its class's weight
             w = torch.full_like(log_z, level_weight) if cw is None else \
                 z.new_tensor(cw)[lut[leaf]] * level_weight
-            if len(set(hierarchy.leaf_to_level[k].tolist())) == hierarchy.num_leaves:
+            if hierarchy.level_sizes[k] == hierarchy.num_leaves:
                 # every class of this level is one leaf (e.g. the deepest level)
                 nll = log_z - z.gather(1, leaf_).squeeze(1)
                 grad.scatter_add_(1, leaf_, -w.unsqueeze(1))

@@ -33,6 +33,7 @@ from mmengine.logging import MessageHub
 from torch import Tensor
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
+from .utils import weight_now
 
 __all__ = ['p_mean_root', 'composition_loss', 'decomposition_loss', 'exclusion_loss',
            'ramp_factor', 'check_node_logits', 'LogicRuleLoss', 'CONFIDENT_HIGH',
@@ -74,7 +75,8 @@ def _rule_index(hierarchy: ClassHierarchy) -> Tuple[List[int], List[int], List[i
     child = [v for v in range(hierarchy.num_nodes) if hierarchy.parents[v] >= 0]
     parent = [hierarchy.parents[v] for v in child]
     inner = [v for v in range(hierarchy.num_nodes) if hierarchy.children[v]]
-    fan_out = max((len(hierarchy.children[v]) for v in inner), default=0)
+    # max over a list, not max(generator, default=...): dynamo cannot trace the latter
+    fan_out = max([0] + [len(hierarchy.children[v]) for v in inner])
     table = [hierarchy.children[v] + [hierarchy.num_nodes] * (fan_out - len(hierarchy.children[v]))
              for v in inner]
     return child, parent, inner, table
@@ -249,8 +251,11 @@ class LogicRuleLoss(nn.Module):
         accepted and not used.
         """
         check_node_logits(cls_score, self.hierarchy, type(self).__name__)
-        loss_weight = self.current_weight(iteration)
-        if loss_weight == 0:
+        if self.ramp_iters is None:
+            loss_weight, off = self.loss_weight, self.loss_weight == 0
+        else:
+            off, loss_weight = weight_now(lambda: self.current_weight(iteration), cls_score.device)
+        if off:
             return cls_score.sum() * 0  # keeps DDP's view of used parameters stable
         return loss_weight * self.rule(cls_score, self.hierarchy, self.p)
 

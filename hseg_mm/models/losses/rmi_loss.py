@@ -161,10 +161,10 @@ def rmi_loss(cls_score: Tensor,
             return zero
         rmi, count = rmi_lower_bound(target, prob, cell_valid, radius, jitter)
         present = (count > 0).double()  # (N,)
-        if not bool(present.any()):
-            return zero
-        per_channel = (rmi * present[:, None]).sum(0) / present.sum()
-        return per_channel.sum().to(logits.dtype)
+        # the mean over images with a valid window, 0 (+ zero, for the graph) without
+        # one; no branch on `present`, which would sync and split a compiled graph
+        per_channel = (rmi * present[:, None]).sum(0) / present.sum().clamp(min=1)
+        return per_channel.sum().to(logits.dtype) + zero
 
 
 def _check_args(nodes: str, radius: int, pool: str, pool_size: int, jitter: float) -> None:

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
 from ..utils import SampledEmbedding
-from .utils import resize_labels
+from .utils import check_leaf_ids, resize_labels, weight_now
 
 SCHEDULES = ('constant', 'linear', 'cosine')
 
@@ -57,11 +57,7 @@ def sample_triplets(label: Tensor,
     device = label.device
     label = label.flatten()  # (P,), a view or a new tensor: never written to
     valid = label != ignore_index
-    bad = valid & ((label < 0) | (label >= hierarchy.num_leaves))
-    if bool(bad.any()):
-        raise ValueError(f'TreeTripletLoss: label ids {label[bad].unique().tolist()} are not in '
-                         f'the hierarchy (leaves 0..{hierarchy.num_leaves - 1}, ignore index '
-                         f'{ignore_index})')
+    check_leaf_ids(label, valid, hierarchy, ignore_index, 'TreeTripletLoss')
     num_leaves = hierarchy.num_leaves
     parent = torch.as_tensor([hierarchy.parents[v] for v in hierarchy.leaf_nodes], device=device)
     same_parent = parent.unsqueeze(1) == parent.unsqueeze(0)  # (L, L)
@@ -242,8 +238,12 @@ class TreeTripletLoss(nn.Module):
             raise ValueError('TreeTripletLoss needs the projection embedding passed as the '
                              'keyword `embedding` (N, E, h, w); use it with a hierarchical '
                              'head that has a projection branch')
-        loss_weight = self.current_weight(iteration, max_iters)
-        if loss_weight == 0:
+        if self.weight_schedule is None:
+            loss_weight, off = self.loss_weight, self.loss_weight == 0
+        else:
+            off, loss_weight = weight_now(lambda: self.current_weight(iteration, max_iters),
+                                          label.device)
+        if off:
             return embedding.sum() * 0  # keeps DDP's view of used parameters stable
         return loss_weight * tree_triplet_loss(
             embedding, label, self.hierarchy, self.max_samples_per_class, self.margin,

@@ -1,5 +1,5 @@
 """Helpers shared by the hierarchical losses and heads (input checks, reduction, label resizing)."""
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -24,14 +24,27 @@ def check_inputs(cls_score: Tensor, label: Tensor, hierarchy: ClassHierarchy,
         raise ValueError(f'{loss}: label must be (N, H, W) = '
                          f'{(cls_score.shape[0], *cls_score.shape[2:])}, got {tuple(label.shape)}')
     valid = label != ignore_index
-    # One sync per call; a label outside the tree would otherwise index out of
-    # range deep inside a gather, or worse, be trained on as another class.
-    bad = valid & ((label < 0) | (label >= hierarchy.num_leaves))
-    if bool(bad.any()):
-        values = label[bad].unique().tolist()
-        raise ValueError(f'{loss}: label ids {values} are not in the hierarchy (leaves '
-                         f'0..{hierarchy.num_leaves - 1}, ignore index {ignore_index})')
+    check_leaf_ids(label, valid, hierarchy, ignore_index, loss)
     return valid
+
+
+def check_leaf_ids(label: Tensor, valid: Tensor, hierarchy: ClassHierarchy,
+                   ignore_index: int, loss: str) -> None:
+    """Refuse a valid pixel (`valid`, label's shape, bool) whose id is not a leaf.
+
+    A label outside the tree would otherwise index out of range deep inside a
+    gather, or worse, be trained on as another class. Eager: one host sync, and the
+    error names the bad ids. Under torch.compile a sync would split the graph, so
+    the check is an assertion inside it, raised (RuntimeError) when the graph runs,
+    naming the leaf range instead.
+    """
+    bad = valid & ((label < 0) | (label >= hierarchy.num_leaves))
+    where = (f'not in the hierarchy (leaves 0..{hierarchy.num_leaves - 1}, ignore index '
+             f'{ignore_index})')
+    if torch.compiler.is_compiling():
+        torch._assert_async(~bad.any(), f'{loss}: label ids {where}')
+    elif bool(bad.any()):
+        raise ValueError(f'{loss}: label ids {label[bad].unique().tolist()} are {where}')
 
 
 def safe_labels(label: Tensor, valid: Tensor) -> Tensor:
@@ -81,3 +94,17 @@ def resize_labels(label: Tensor, size) -> Tensor:
         return label
     return F.interpolate(label.unsqueeze(1).float(), size=tuple(size),
                          mode='nearest').squeeze(1).long()
+
+
+@torch.compiler.disable
+def weight_now(current_weight: Callable[[], float],
+               device: torch.device) -> Tuple[bool, Tensor]:
+    """A scheduled loss weight: (it is 0, it as a 0-d float32 tensor on `device`).
+
+    Run eagerly, outside a torch.compile graph (a deliberate break: the schedule
+    reads the iteration from mmengine's MessageHub); as a tensor, a weight that
+    changes every iteration does not recompile the graph, as a Python float would.
+    A 0-d tensor does not change the dtype of the loss it multiplies.
+    """
+    weight = float(current_weight())
+    return weight == 0, torch.tensor(weight, dtype=torch.float32, device=device)

@@ -1,0 +1,126 @@
+"""The tree losses under torch.compile (#24 item 2): each is traced as one graph, a
+scheduled weight neither breaks the loss's graph nor recompiles it, a label outside the
+tree still fails in a compiled graph, and inductor's code gives eager's values and
+gradients."""
+import hseg_mm  # noqa: F401  (before mmseg.models: installs the shims)
+import pytest
+import torch
+import torch._dynamo
+import torch.nn.functional as F
+from mmengine.logging import MessageHub
+from mmengine.registry import init_default_scope
+from mmseg.models.losses import accuracy
+from mmseg.registry import MODELS
+from torch._dynamo.testing import CompileCounter
+
+from hseg_mm.models.decode_heads.hierarchical_head_mixin import leaf_accuracy
+
+init_default_scope('mmseg')
+
+# every tree loss hseg-mm registers, in a configuration without a schedule
+LOSSES = [dict(type='FocalTreeMinLoss'), dict(type='HierarchicalCrossEntropyLoss'),
+          dict(type='RMILoss'), dict(type='TreeTripletLoss', max_samples_per_class=20),
+          dict(type='NodeFocalLoss'), dict(type='LogicCompositionLoss'),
+          dict(type='LogicDecompositionLoss'), dict(type='LogicExclusionLoss')]
+
+
+def _inputs(tree, seed: int = 0, size: int = 12):
+    """Node logits (2, V, s, s), labels (2, s, s) with an ignored band, embedding (2, 8, s, s)."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(2, tree.num_nodes, size, size, generator=g)
+    label = torch.randint(0, tree.num_leaves, (2, size, size), generator=g)
+    label[:, :2] = 255
+    embedding = F.normalize(torch.randn(2, 8, size, size, generator=g), dim=1)
+    return logits, label, embedding
+
+
+def _call(loss, logits, label, embedding):
+    return loss(logits, label, embedding=embedding)
+
+
+def test_leaf_accuracy_is_mmsegs_accuracy():
+    # labels [[0, 1], [255, 2]]; predicted leaves [[0, 2], [1, 2]]: 2 of the 3 valid pixels
+    # right -> 66.67 %; the ignored pixel's prediction does not count
+    label = torch.tensor([[[0, 1], [255, 2]]])
+    pred = torch.tensor([[[0, 2], [1, 2]]])
+    leaf = F.one_hot(pred, 3).permute(0, 3, 1, 2).float()  # (1, 3, 2, 2)
+    got = leaf_accuracy(leaf, label, 255)
+    assert got.shape == (1, ) and got.item() == pytest.approx(200 / 3, abs=1e-4)
+    assert torch.allclose(got, accuracy(leaf, label, ignore_index=255))
+    # every pixel ignored: ~0, as mmseg (eps over eps would be 100; mmseg's is eps * 100 / eps)
+    assert torch.allclose(leaf_accuracy(leaf, torch.full_like(label, 255), 255),
+                          accuracy(leaf, torch.full_like(label, 255), ignore_index=255))
+
+
+@pytest.mark.parametrize('tree_name', ['person_tree', 'four_level_tree'])
+@pytest.mark.parametrize('cfg', LOSSES, ids=[c['type'] for c in LOSSES])
+def test_each_tree_loss_is_one_graph(cfg, tree_name, request):
+    tree = request.getfixturevalue(tree_name)
+    loss = MODELS.build(dict(cfg, hierarchy=tree.tree))
+    explained = torch._dynamo.explain(_call)(loss, *_inputs(tree))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), \
+        explained.break_reasons
+
+
+@pytest.mark.parametrize('cfg', [
+    dict(type='TreeTripletLoss', max_samples_per_class=20,
+         weight_schedule=dict(type='cosine', start=0.0, end=0.5)),
+    dict(type='LogicExclusionLoss', ramp_iters=(0, 100))])
+def test_a_scheduled_weight_does_not_recompile(cfg, person_tree):
+    hub = MessageHub.get_instance('test_compile_schedule')
+    hub.update_info('max_iters', 100)
+    loss = MODELS.build(dict(cfg, hierarchy='pascal_person_part'))
+    counter = CompileCounter()
+    compiled = torch.compile(_call, backend=counter)
+    inputs = _inputs(person_tree)
+    values, frames = [], []
+    for it in (10, 20, 30):  # the weight changes every call
+        hub.update_info('iter', it)
+        torch.manual_seed(it)  # the triplets' sampling draws from the global generator
+        values.append(compiled(loss, *inputs))
+        # eager at the same iteration: the same value (the weight is read, not frozen)
+        torch.manual_seed(it)
+        assert torch.allclose(values[-1], _call(loss, *inputs), rtol=1e-5)
+        frames.append(counter.frame_count)
+    # the graphs around the eager schedule read (at most 2), compiled at the first call
+    # only: no recompile as the weight changes
+    assert frames[0] in (1, 2) and frames == [frames[0]] * 3, frames
+    assert len({round(float(v), 6) for v in values}) == 3
+    torch._dynamo.reset()
+
+
+def test_a_label_outside_the_tree_fails_in_a_compiled_graph(person_tree):
+    loss = MODELS.build(dict(type='FocalTreeMinLoss', hierarchy='pascal_person_part'))
+    logits, label, embedding = _inputs(person_tree)
+    compiled = torch.compile(_call, backend='aot_eager', fullgraph=True)
+    compiled(loss, logits, label, embedding)  # a good label passes
+    label[0, 5, 5] = 7  # the person tree's leaves are 0..6
+    with pytest.raises(RuntimeError, match=r'FocalTreeMinLoss: label ids not in the hierarchy '
+                                           r'\(leaves 0\.\.6, ignore index 255\)'):
+        compiled(loss, logits, label, embedding)
+    with pytest.raises(ValueError, match=r'label ids \[7\]'):  # eager names the ids
+        _call(loss, logits, label, embedding)
+    torch._dynamo.reset()
+
+
+def test_inductor_gives_eagers_values_and_gradients(four_level_tree):
+    # HSSN's objective (focal tree-min + leaf CE + RMI) on the 4-level tree, compiled by
+    # inductor (the C++ backend on a CPU): value and gradient as eager's within float32
+    # rounding (relative 1e-5)
+    losses = [MODELS.build(dict(type=t, hierarchy=four_level_tree.tree))
+              for t in ('FocalTreeMinLoss', 'HierarchicalCrossEntropyLoss', 'RMILoss')]
+
+    def total(logits, label):
+        return sum(loss(logits, label) for loss in losses)
+
+    logits, label, _ = _inputs(four_level_tree, seed=1)
+    results = []
+    for fn in (total, torch.compile(total, fullgraph=True)):
+        x = logits.clone().requires_grad_()
+        value = fn(x, label)
+        value.backward()
+        results.append((value.detach(), x.grad))
+    (v_eager, g_eager), (v_comp, g_comp) = results
+    assert torch.allclose(v_comp, v_eager, rtol=1e-5)
+    assert (g_comp - g_eager).abs().max() <= 1e-5 * g_eager.abs().max()
+    torch._dynamo.reset()

@@ -1,0 +1,183 @@
+"""torch.compile (mmengine's `compile=True`) against eager, per config: same outputs, speed.
+
+    python tools/analysis/compile_check.py CONFIG [CONFIG ...] [--flat] [--batch 2]
+        [--shape 128 128] [--steps 3] [--repeats 5] [--backend inductor] [--cfg-options k=v]
+
+For each config (and with `--flat` its flat twin, derived as benchmark.py derives it)
+two copies of one randomly initialised model are built (SyncBN as BN, no pretrained
+weights, the config's optimiser in float32); one runs mmengine's `train_step` eagerly,
+the other through `torch.compile` as the Runner compiles it with `compile=True`. Both
+get the same batch (benchmark.py's random images and block labels) and the same random
+state before every step (inductor is told to draw random numbers as eager does), so:
+
+- training: every loss term of each of `--steps` steps, eager against compiled, as the
+  largest relative difference (step 1 starts from identical weights; later steps show
+  that the compiled backward and optimiser step moved the weights alike);
+- testing: `test_step`, compiled as HierarchicalRunner compiles it, on the compiled
+  model's weights copied from the eager one: the largest difference of the leaf scores
+  (`seg_logits`, after softmax as the metric reads them) and the share of pixels whose
+  predicted class differs at any level;
+- speed: median step time of each, eager and compiled alternating (benchmark.py's
+  interleaved rounds), and the ratio compiled / eager; the first compiled call's
+  seconds (the compile time) and dynamo's graph and graph-break counts.
+"""
+import argparse
+import os
+import os.path as osp
+import statistics
+import sys
+import time
+from typing import Dict, List, Optional
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import torch  # noqa: E402
+import torch._dynamo  # noqa: E402
+from torch._inductor import config as inductor_config  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
+
+from benchmark import (build, flat_twin, interleaved_times, make_batch,  # noqa: E402
+                       model_config)
+from hseg_mm.utils import describe_machine, keep_freed_memory  # noqa: E402
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('configs', nargs='+')
+    parser.add_argument('--flat', action='store_true', help='also each config\'s flat twin')
+    parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--shape', type=int, nargs=2, default=[128, 128], metavar=('H', 'W'))
+    parser.add_argument('--steps', type=int, default=3, help='training steps compared')
+    parser.add_argument('--repeats', type=int, default=5, help='timed rounds (0: none)')
+    parser.add_argument('--backend', default='inductor',
+                        help="torch.compile's backend (aot_eager: tracing without codegen)")
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(argv)
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().double(), b.detach().double()
+    return float((a - b).abs().max() / b.abs().max().clamp(min=1e-12))
+
+
+def _loss_terms(log_vars: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    return {k: v for k, v in log_vars.items() if 'loss' in k}
+
+
+def check_config(cfg, name: str, args: argparse.Namespace) -> dict:
+    """The comparison and timing of one config (see the module docstring)."""
+    device = torch.device('cpu')
+    shape = tuple(args.shape)
+    torch.manual_seed(args.seed)
+    eager, eager_optim = build(cfg, shape, device, 'float32')
+    torch.manual_seed(args.seed)  # the same initial weights
+    twin, twin_optim = build(cfg, shape, device, 'float32')
+    for (key, a), b in zip(eager.state_dict().items(), twin.state_dict().values()):
+        assert torch.equal(a, b), f'{name}: two builds differ at {key}'
+    tree = eager.hierarchy
+    data = make_batch(args.batch, shape, tree.num_leaves, tree.ignore_index,
+                      torch.Generator().manual_seed(args.seed))
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled_train = torch.compile(twin.train_step, backend=args.backend)
+
+    eager.train()
+    twin.train()
+    loss_diff: List[float] = []
+    compile_s = None
+    for step in range(args.steps):
+        torch.manual_seed(args.seed + step)
+        expected = _loss_terms(eager.train_step(data, eager_optim))
+        torch.manual_seed(args.seed + step)
+        start = time.perf_counter()
+        got = _loss_terms(compiled_train(data, twin_optim))
+        if compile_s is None:
+            compile_s = time.perf_counter() - start
+        if set(got) != set(expected):
+            raise RuntimeError(f'{name}: compiled loss terms {sorted(got)} != eager '
+                               f'{sorted(expected)}')
+        loss_diff.append(max(_relative(got[k], expected[k]) for k in expected))
+
+    eager.eval()
+    twin.eval()
+    twin.load_state_dict(eager.state_dict())
+    compiled_test = torch.compile(twin.test_step, backend=args.backend)
+    with torch.no_grad():
+        want = eager.test_step(data)
+        start = time.perf_counter()
+        got = compiled_test(data)
+        test_compile_s = time.perf_counter() - start
+    score_diff = max(float((g.seg_logits.data.softmax(0) - w.seg_logits.data.softmax(0))
+                           .abs().max()) for g, w in zip(got, want))
+    changed = sum(int((g.pred_level_seg.data != w.pred_level_seg.data).any(0).sum())
+                  for g, w in zip(got, want)) / sum(w.pred_level_seg.data[0].numel()
+                                                    for w in want)
+    counters = torch._dynamo.utils.counters
+    result = dict(
+        name=name, loss_step1=loss_diff[0], loss_later=max(loss_diff[1:], default=0.0),
+        score=score_diff, changed=changed, compile_s=compile_s, test_compile_s=test_compile_s,
+        graphs=int(counters['stats']['unique_graphs']),
+        breaks=int(sum(counters['graph_break'].values())))
+    if args.repeats > 0:
+        eager.train()
+        twin.train()
+        times = interleaved_times(
+            {'eager': lambda: eager.train_step(data, eager_optim),
+             'compiled': lambda: compiled_train(data, twin_optim)},
+            args.repeats, 1, device)
+        result['train_ms'] = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        result['train_ratio'] = statistics.median(
+            c / e for c, e in zip(times['compiled'], times['eager']))
+        eager.eval()
+        twin.eval()
+        with torch.no_grad():
+            times = interleaved_times({'eager': lambda: eager.test_step(data),
+                                       'compiled': lambda: compiled_test(data)},
+                                      args.repeats, 1, device)
+        result['test_ms'] = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        result['test_ratio'] = statistics.median(
+            c / e for c, e in zip(times['compiled'], times['eager']))
+    return result
+
+
+def format_row(r: dict) -> str:
+    speed = (f" | {r['train_ms']['eager']:.0f} / {r['train_ms']['compiled']:.0f} ms, "
+             f"{r['train_ratio']:.3f}x | {r['test_ms']['eager']:.0f} / "
+             f"{r['test_ms']['compiled']:.0f} ms, {r['test_ratio']:.3f}x"
+             if 'train_ms' in r else ' | | ')
+    return (f"| {r['name']} | {r['loss_step1']:.1e} / {r['loss_later']:.1e} | "
+            f"{r['score']:.1e}, {100 * r['changed']:.2f} % | {r['graphs']} / {r['breaks']} | "
+            f"{r['compile_s']:.0f} + {r['test_compile_s']:.0f} s" + speed + ' |')
+
+
+def main(argv: Optional[List[str]] = None) -> List[dict]:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    inductor_config.fallback_random = True  # dropout draws as eager does
+    kept = keep_freed_memory()
+    print(f'machine: {describe_machine(torch.device("cpu"))}'
+          + (', glibc keeps freed memory' if kept else '') + '; '
+          f'backend {args.backend}; batch {args.batch}, {args.shape[0]}x{args.shape[1]}, '
+          f'float32, {args.steps} training steps compared, {args.repeats} timed rounds')
+    print('| model | loss rel. diff, step 1 / later | test: score diff, pixels changed | '
+          'graphs / breaks | compile (train + test) | train step eager / compiled | '
+          'test step eager / compiled |')
+    print('|---|---|---|---|---|---|---|')
+    results = []
+    for path in args.configs:
+        cfg = model_config(path, args.cfg_options)
+        pairs = [(osp.basename(path), cfg)]
+        if args.flat:
+            pairs.append((osp.basename(path) + ' (flat twin)', flat_twin(cfg)))
+        for name, one in pairs:
+            results.append(check_config(one, name, args))
+            print(format_row(results[-1]), flush=True)
+    return results
+
+
+if __name__ == '__main__':
+    os.environ.setdefault('OMP_NUM_THREADS', '2')
+    main()
