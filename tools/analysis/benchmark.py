@@ -1,7 +1,8 @@
 """Training and inference speed of a hierarchical config and of its flat twin, in one run.
 
     python tools/analysis/benchmark.py CONFIG [--flat FLAT_CONFIG] [--batch 2]
-        [--shape H W] [--repeats 10] [--threads 2] [--profile] [--cfg-options k=v ...]
+        [--shape H W] [--repeats 10] [--threads 2] [--profile] [--compile {losses,step}]
+        [--cfg-options k=v ...]
 
 Both models are built from their configs (SyncBN as BN, no pretrained weights, random
 init), fed the same random batch (images, and labels in blocks of every leaf class with
@@ -23,7 +24,9 @@ its losses alone: where the hierarchy's share of a step goes.
 Training steps run in the configs' precision (`--precision float32` or `amp` to
 override: on a CPU `amp` is bfloat16 autocast, `CPUAmpOptimWrapper`).
 `--cfg-options` changes both configs alike (before the twin is derived), e.g.
-`model.decode_head.loss_resolution=logits`.
+`model.decode_head.loss_resolution=logits`. `--compile losses` compiles (inductor) every
+loss module of both models, `--compile step` their whole steps as `compile=True` does;
+the warm-up rounds then include the compilation.
 """
 import argparse
 import copy
@@ -66,10 +69,29 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--precision', choices=['config', 'float32', 'amp'], default='config',
                         help="training steps' precision: the configs' optim_wrapper "
                         "(default), float32, or mixed (bfloat16 autocast on a CPU)")
+    parser.add_argument('--compile', choices=['none', 'losses', 'step'], default='none',
+                        help="torch.compile (inductor) in both models: 'losses', each "
+                        "decode head's loss modules; 'step', the whole train/test step, as "
+                        "compile=True does (warm-up rounds compile)")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of both configs, key=value')
     return parser.parse_args()
+
+
+def compile_losses(model: torch.nn.Module) -> int:
+    """Compile every decode head's loss modules in place (`nn.Module.compile`); the
+    number compiled."""
+    heads = model.decode_head if isinstance(model.decode_head, torch.nn.ModuleList) \
+        else [model.decode_head]
+    count = 0
+    for head in heads:
+        losses = head.loss_decode if isinstance(head.loss_decode, torch.nn.ModuleList) \
+            else [head.loss_decode]
+        for loss in losses:
+            loss.compile()
+            count += 1
+    return count
 
 
 def model_config(path: str, options: Optional[dict] = None) -> Config:
@@ -256,17 +278,21 @@ def profile_step(name: str, step: Callable[[], None], rows: int = 15) -> None:
     print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=rows))
 
 
-def step_functions(models: Dict[str, tuple], data: dict, mode: str) -> Dict[str, Callable]:
+def step_functions(models: Dict[str, tuple], data: dict, mode: str,
+                   compiled: bool = False) -> Dict[str, Callable]:
     """{name: a function running one step} of each (model, optim_wrapper) in `mode`:
-    'train' (train_step, the model in train mode) or 'inference' (test_step, eval mode)."""
+    'train' (train_step, the model in train mode) or 'inference' (test_step, eval mode);
+    `compiled`: through torch.compile, as the Runner's compile=True."""
     steps = {}
     for name, (model, optim_wrapper) in models.items():
         if mode == 'train':
             model.train()
-            steps[name] = (lambda m=model, o=optim_wrapper: m.train_step(data, o))
+            fn = torch.compile(model.train_step) if compiled else model.train_step
+            steps[name] = (lambda f=fn, o=optim_wrapper: f(data, o))
         else:
             model.eval()
-            steps[name] = (lambda m=model: m.test_step(data))
+            fn = torch.compile(model.test_step) if compiled else model.test_step
+            steps[name] = (lambda f=fn: f(data))
     return steps
 
 
@@ -282,6 +308,9 @@ def main() -> None:
     torch.manual_seed(args.seed)
     models = {'hierarchical': build(cfg, shape, device, args.precision),
               'flat': build(flat_cfg, shape, device, args.precision)}
+    if args.compile == 'losses':
+        for model, _ in models.values():
+            compile_losses(model)
     tree = models['hierarchical'][0].hierarchy
     generator = torch.Generator().manual_seed(args.seed)
     data = make_batch(args.batch, shape, tree.num_leaves, tree.ignore_index, generator)
@@ -292,13 +321,14 @@ def main() -> None:
           f'{shape[0]}x{shape[1]}, {args.repeats} rounds after {args.warmup} warm-up, '
           f'training in {type(models["hierarchical"][1]).__name__} / '
           f'{type(models["flat"][1]).__name__}'
-          + (f', options {args.cfg_options}' if args.cfg_options else ''))
+          + (f', options {args.cfg_options}' if args.cfg_options else '')
+          + (f', torch.compile: {args.compile}' if args.compile != 'none' else ''))
     for mode in args.modes:
         if mode == 'head':
             variants = head_variants(cfg, models, shape, device)
             print(summarise_heads(head_times(variants, data, args.repeats, args.warmup, device)))
             continue
-        steps = step_functions(models, data, mode)
+        steps = step_functions(models, data, mode, compiled=args.compile == 'step')
         with torch.no_grad() if mode == 'inference' else torch.enable_grad():
             times = interleaved_times(steps, args.repeats, args.warmup, device)
         print(summarise(mode, times, args.batch))

@@ -1,7 +1,7 @@
 """torch.compile (mmengine's `compile=True`) against eager, per config: same outputs, speed.
 
     python tools/analysis/compile_check.py CONFIG [CONFIG ...] [--flat] [--batch 2]
-        [--shape 128 128] [--steps 3] [--repeats 5] [--backend inductor] [--cfg-options k=v]
+        [--shape H W] [--steps 3] [--repeats 5] [--backend inductor] [--cfg-options k=v]
 
 For each config (and with `--flat` its flat twin, derived as benchmark.py derives it)
 two copies of one randomly initialised model are built (SyncBN as BN, no pretrained
@@ -47,7 +47,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('configs', nargs='+')
     parser.add_argument('--flat', action='store_true', help='also each config\'s flat twin')
     parser.add_argument('--batch', type=int, default=2)
-    parser.add_argument('--shape', type=int, nargs=2, default=[128, 128], metavar=('H', 'W'))
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help="image size (default: the config's crop_size)")
     parser.add_argument('--steps', type=int, default=3, help='training steps compared')
     parser.add_argument('--repeats', type=int, default=5, help='timed rounds (0: none)')
     parser.add_argument('--backend', default='inductor',
@@ -70,7 +71,7 @@ def _loss_terms(log_vars: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 def check_config(cfg, name: str, args: argparse.Namespace) -> dict:
     """The comparison and timing of one config (see the module docstring)."""
     device = torch.device('cpu')
-    shape = tuple(args.shape)
+    shape = tuple(args.shape or cfg.get('crop_size') or (512, 512))
     torch.manual_seed(args.seed)
     eager, eager_optim = build(cfg, shape, device, 'float32')
     torch.manual_seed(args.seed)  # the same initial weights
@@ -117,7 +118,7 @@ def check_config(cfg, name: str, args: argparse.Namespace) -> dict:
                                                     for w in want)
     counters = torch._dynamo.utils.counters
     result = dict(
-        name=name, loss_step1=loss_diff[0], loss_later=max(loss_diff[1:], default=0.0),
+        name=name, shape=f'{args.batch} x {shape[0]}x{shape[1]}', loss_step1=loss_diff[0], loss_later=max(loss_diff[1:], default=0.0),
         score=score_diff, changed=changed, compile_s=compile_s, test_compile_s=test_compile_s,
         graphs=int(counters['stats']['unique_graphs']),
         breaks=int(sum(counters['graph_break'].values())))
@@ -148,7 +149,7 @@ def format_row(r: dict) -> str:
              f"{r['train_ratio']:.3f}x | {r['test_ms']['eager']:.0f} / "
              f"{r['test_ms']['compiled']:.0f} ms, {r['test_ratio']:.3f}x"
              if 'train_ms' in r else ' | | ')
-    return (f"| {r['name']} | {r['loss_step1']:.1e} / {r['loss_later']:.1e} | "
+    return (f"| {r['name']}, {r['shape']} | {r['loss_step1']:.1e} / {r['loss_later']:.1e} | "
             f"{r['score']:.1e}, {100 * r['changed']:.2f} % | {r['graphs']} / {r['breaks']} | "
             f"{r['compile_s']:.0f} + {r['test_compile_s']:.0f} s" + speed + ' |')
 
@@ -160,7 +161,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     kept = keep_freed_memory()
     print(f'machine: {describe_machine(torch.device("cpu"))}'
           + (', glibc keeps freed memory' if kept else '') + '; '
-          f'backend {args.backend}; batch {args.batch}, {args.shape[0]}x{args.shape[1]}, '
+          f'backend {args.backend}; batch {args.batch}, '
+          + (f'{args.shape[0]}x{args.shape[1]}' if args.shape else "the configs' crops") + ', '
           f'float32, {args.steps} training steps compared, {args.repeats} timed rounds')
     print('| model | loss rel. diff, step 1 / later | test: score diff, pixels changed | '
           'graphs / breaks | compile (train + test) | train step eager / compiled | '
