@@ -124,3 +124,46 @@ def test_inductor_gives_eagers_values_and_gradients(four_level_tree):
     assert torch.allclose(v_comp, v_eager, rtol=1e-5)
     assert (g_comp - g_eager).abs().max() <= 1e-5 * g_eager.abs().max()
     torch._dynamo.reset()
+
+
+def test_a_compiled_head_loss_gives_eagers_gradients(person_tree, monkeypatch):
+    # The CPU demo's head (DeepLabV3+'s, dropout 0.1) as the flat twin has it, its whole
+    # `loss` (features -> node logits -> leaf CE -> acc_seg) compiled by inductor, the same
+    # dropout mask drawn (fallback_random). Regression: with acc_seg traced into that graph,
+    # every parameter got a zero gradient (torch 2.13); acc_seg now runs outside the graph.
+    import copy
+    import os.path as osp
+    from mmengine.config import Config
+    from torch._inductor import config as inductor_config
+    from hseg_mm.testing import seg_data_samples
+    monkeypatch.setattr(inductor_config, 'fallback_random', True)
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = copy.deepcopy(Config.fromfile(osp.join(root, 'configs', 'demo_cpu.py')).model.decode_head)
+    assert cfg.dropout_ratio > 0 and cfg.in_index == 3  # c1 features: inputs[0]
+    cfg.update(hierarchy=person_tree.tree, norm_cfg=dict(type='BN'), inference='flat',
+               loss_decode=[dict(type='HierarchicalCrossEntropyLoss', levels=[-1])])
+    torch.manual_seed(0)
+    head = MODELS.build(cfg)
+    head.train()
+    g = torch.Generator().manual_seed(0)
+    feats = [torch.randn(2, cfg.c1_in_channels, 16, 16, generator=g), None, None,
+             torch.randn(2, cfg.in_channels, 8, 8, generator=g)]
+    samples = seg_data_samples(torch.randint(0, 7, (2, 64, 64), generator=g))
+    grads = []
+    for fn in (head.loss, torch.compile(head.loss)):
+        head.zero_grad()
+        torch.manual_seed(3)
+        losses = fn(feats, samples, None)
+        losses['loss_hier_ce'].backward()
+        grads.append({n: p.grad.clone() for n, p in head.named_parameters()
+                      if p.grad is not None})
+        assert 0 < losses['acc_seg'].item() < 100
+    eager, compiled = grads
+    assert eager.keys() == compiled.keys() and len(eager) > 20
+    for name, grad in eager.items():
+        # float32 rounding: 1e-3 of the parameter's largest gradient, and 1e-7 for the
+        # batch-norm weights' near-cancelling sums (largest about 4e-6 here); the bug
+        # made every one of them 0 (the classifier's largest: 0.06)
+        assert grad.abs().max() > 0, name
+        assert (compiled[name] - grad).abs().max() <= 1e-3 * grad.abs().max() + 1e-7, name
+    torch._dynamo.reset()

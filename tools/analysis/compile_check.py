@@ -12,7 +12,13 @@ state before every step (inductor is told to draw random numbers as eager does),
 
 - training: every loss term of each of `--steps` steps, eager against compiled, as the
   largest relative difference (step 1 starts from identical weights; later steps show
-  that the compiled backward and optimiser step moved the weights alike);
+  that the compiled backward and optimiser step moved the weights alike: AdamW's first
+  steps, about lr * sign(gradient), make a rounding difference in a near-0 gradient a
+  weight difference of up to 2 lr);
+- gradients: one backward pass of the losses at equal weights, no optimiser step, the
+  largest difference relative to the model's largest gradient, and for the worst
+  parameter relative to that parameter's largest gradient; with `--float64` also both
+  against a float64 copy of the network, to tell rounding from error;
 - testing: `test_step`, compiled as HierarchicalRunner compiles it, on the compiled
   model's weights copied from the eager one: the largest difference of the leaf scores
   (`seg_logits`, after softmax as the metric reads them) and the share of pixels whose
@@ -22,6 +28,7 @@ state before every step (inductor is told to draw random numbers as eager does),
   seconds (the compile time) and dynamo's graph and graph-break counts.
 """
 import argparse
+import copy
 import os
 import os.path as osp
 import statistics
@@ -53,6 +60,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--repeats', type=int, default=5, help='timed rounds (0: none)')
     parser.add_argument('--backend', default='inductor',
                         help="torch.compile's backend (aot_eager: tracing without codegen)")
+    parser.add_argument('--float64', action='store_true',
+                        help='also the gradients of a float64 copy of the network: eager '
+                        "float32's and the compiled model's distance from them")
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -66,6 +76,19 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def _loss_terms(log_vars: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return {k: v for k, v in log_vars.items() if 'loss' in k}
+
+
+def _loss_of(model, data: dict, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """train_step's forward and loss sum, without the optimiser."""
+    data = model.data_preprocessor(data, True)
+    return model.parse_losses(model(data['inputs'].to(dtype), data['data_samples'],
+                                    mode='loss'))[0]
+
+
+def _model_relative(grads: Dict[str, torch.Tensor], ref: Dict[str, torch.Tensor]) -> float:
+    """The largest gradient difference over the model / its largest reference gradient."""
+    return max(float((grads[n].double() - g.double()).abs().max()) for n, g in ref.items()) / \
+        max(float(g.abs().max()) for g in ref.values())
 
 
 def check_config(cfg, name: str, args: argparse.Namespace) -> dict:
@@ -102,6 +125,34 @@ def check_config(cfg, name: str, args: argparse.Namespace) -> dict:
                                f'{sorted(expected)}')
         loss_diff.append(max(_relative(got[k], expected[k]) for k in expected))
 
+    # one backward pass at equal weights, no optimiser step: each parameter's largest
+    # gradient difference relative to its largest gradient (the worst parameter), and
+    # the model's largest difference relative to its largest gradient
+    twin.load_state_dict(eager.state_dict())
+    grads = []
+    for model, fn in ((eager, _loss_of), (twin, torch.compile(_loss_of, backend=args.backend))):
+        model.zero_grad()
+        torch.manual_seed(args.seed + args.steps)
+        fn(model, data).backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    grad_worst = max(_relative(grads[1][n], g) for n, g in grads[0].items())
+    grad_model = _model_relative(grads[1], grads[0])
+    reference = {}
+    if args.float64:
+        # the same pass by a float64 copy of the network (the losses still reduce in
+        # float32, as the heads run them): how far float32 itself is, eager or compiled
+        wide = copy.deepcopy(eager).double()
+        wide.zero_grad()
+        torch.manual_seed(args.seed + args.steps)
+        try:
+            _loss_of(wide, data, torch.float64).backward()
+        except RuntimeError as error:  # a part that computes in float32 on purpose
+            print(f'{name}: no float64 reference ({str(error).splitlines()[0]})')
+        else:
+            g64 = {n: p.grad for n, p in wide.named_parameters() if p.grad is not None}
+            reference = dict(eager_vs_64=_model_relative(grads[0], g64),
+                             compiled_vs_64=_model_relative(grads[1], g64))
+
     eager.eval()
     twin.eval()
     twin.load_state_dict(eager.state_dict())
@@ -118,8 +169,10 @@ def check_config(cfg, name: str, args: argparse.Namespace) -> dict:
                                                     for w in want)
     counters = torch._dynamo.utils.counters
     result = dict(
-        name=name, shape=f'{args.batch} x {shape[0]}x{shape[1]}', loss_step1=loss_diff[0], loss_later=max(loss_diff[1:], default=0.0),
+        name=name, shape=f'{args.batch} x {shape[0]}x{shape[1]}', loss_step1=loss_diff[0],
+        loss_later=max(loss_diff[1:], default=0.0), grad_model=grad_model, grad_worst=grad_worst,
         score=score_diff, changed=changed, compile_s=compile_s, test_compile_s=test_compile_s,
+        **reference,
         graphs=int(counters['stats']['unique_graphs']),
         breaks=int(sum(counters['graph_break'].values())))
     if args.repeats > 0:
@@ -150,6 +203,7 @@ def format_row(r: dict) -> str:
              f"{r['test_ms']['compiled']:.0f} ms, {r['test_ratio']:.3f}x"
              if 'train_ms' in r else ' | | ')
     return (f"| {r['name']}, {r['shape']} | {r['loss_step1']:.1e} / {r['loss_later']:.1e} | "
+            f"{r['grad_model']:.1e} / {r['grad_worst']:.1e} | "
             f"{r['score']:.1e}, {100 * r['changed']:.2f} % | {r['graphs']} / {r['breaks']} | "
             f"{r['compile_s']:.0f} + {r['test_compile_s']:.0f} s" + speed + ' |')
 
@@ -164,10 +218,11 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
           f'backend {args.backend}; batch {args.batch}, '
           + (f'{args.shape[0]}x{args.shape[1]}' if args.shape else "the configs' crops") + ', '
           f'float32, {args.steps} training steps compared, {args.repeats} timed rounds')
-    print('| model | loss rel. diff, step 1 / later | test: score diff, pixels changed | '
+    print('| model | loss rel. diff, step 1 / later | gradient diff, model / worst parameter | '
+          'test: score diff, pixels changed | '
           'graphs / breaks | compile (train + test) | train step eager / compiled | '
           'test step eager / compiled |')
-    print('|---|---|---|---|---|---|---|')
+    print('|---|---|---|---|---|---|---|---|')
     results = []
     for path in args.configs:
         cfg = model_config(path, args.cfg_options)
@@ -177,6 +232,11 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         for name, one in pairs:
             results.append(check_config(one, name, args))
             print(format_row(results[-1]), flush=True)
+    if args.float64:
+        print('\ngradients against the float64 network (model-wide, relative to its largest):')
+        for r in (r for r in results if 'eager_vs_64' in r):
+            print(f"  {r['name']}: eager float32 {r['eager_vs_64']:.1e}, compiled "
+                  f"{r['compiled_vs_64']:.1e}")
     return results
 
 

@@ -62,9 +62,6 @@ NO_TREE = (
     'tools/train.py does; in your own code call hseg_mm.engine.apply_hierarchy(cfg) '
     'before building the model')
 
-# {head class: the parameter names of its mmseg parent's `loss`}
-_LOSS_PARAMETERS: Dict[type, Tuple[str, ...]] = {}
-
 
 def leaf_accuracy(leaf: Tensor, label: Tensor, ignore_index: int) -> Tensor:
     """mmseg's `accuracy` (top-1, %, shape (1,)) of leaf scores (N, L, H, W) against
@@ -155,6 +152,8 @@ class HierarchicalHeadMixin:
                              'default CrossEntropyLoss does not read node scores')
         kwargs['loss_decode'] = self._loss_configs(kwargs['loss_decode'], tree, name)
         super().__init__(*args, **kwargs)
+        # the parameter names of the mmseg parent's `loss`, for `loss` to bind its arguments
+        self._loss_parameters = tuple(inspect.signature(super().loss).parameters)
 
         self.hierarchy = tree
         self.inference = check_rule(inference)
@@ -280,13 +279,9 @@ class HierarchicalHeadMixin:
 
         The feature is computed once, for the node logits and the embedding.
         """
-        # the parent's parameter names, read once per class: inspect at every step
-        # would break a torch.compile graph (`callable` is not traceable)
-        names = _LOSS_PARAMETERS.get(type(self))
-        if names is None:
-            names = _LOSS_PARAMETERS[type(self)] = tuple(
-                inspect.signature(super().loss).parameters)
-        given = dict(zip(names, args), **kwargs)
+        # the parent's parameter names, read in __init__: inspect here would break a
+        # torch.compile graph (`callable` is not traceable)
+        given = dict(zip(self._loss_parameters, args), **kwargs)
         extra = (given['prev_output'], ) if 'prev_output' in given else ()
         feat = self._forward_feature(given['inputs'], *extra)
         embedding = self.embed(feat) if self.projection is not None else None
@@ -328,11 +323,17 @@ class HierarchicalHeadMixin:
                 name = loss_decode.loss_name
                 loss[name] = loss[name] + value if name in loss else value
             seg_logits, seg_label = inputs(self.loss_resolution)
-            with torch.no_grad():
-                leaf = leaf_scores(seg_logits.detach(), self.hierarchy, self.inference,
-                                   self.inference_options)
-                loss['acc_seg'] = leaf_accuracy(leaf, seg_label, self.ignore_index)
+            loss['acc_seg'] = self._accuracy(seg_logits.detach(), seg_label)
         return loss
+
+    @torch.compiler.disable
+    @torch.no_grad()
+    def _accuracy(self, seg_logits: Tensor, seg_label: Tensor) -> Tensor:
+        """acc_seg of node logits (N, V, H, W) by the inference rule, (1,). Kept out of
+        a torch.compile graph on purpose: traced into the losses' graph, inductor (torch
+        2.13) gave every parameter a zero gradient (tests/models/test_compile.py)."""
+        leaf = leaf_scores(seg_logits, self.hierarchy, self.inference, self.inference_options)
+        return leaf_accuracy(leaf, seg_label, self.ignore_index)
 
     def _loss_inputs(self, seg_logits: Tensor,
                      seg_label: Tensor) -> Callable[[str], Tuple[Tensor, Tensor]]:
