@@ -9,11 +9,8 @@ import torch._dynamo
 import torch.nn.functional as F
 from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
-from mmseg.models.losses import accuracy
 from mmseg.registry import MODELS
 from torch._dynamo.testing import CompileCounter
-
-from hseg_mm.models.decode_heads.hierarchical_head_mixin import leaf_accuracy
 
 init_default_scope('mmseg')
 
@@ -36,20 +33,6 @@ def _inputs(tree, seed: int = 0, size: int = 12):
 
 def _call(loss, logits, label, embedding):
     return loss(logits, label, embedding=embedding)
-
-
-def test_leaf_accuracy_is_mmsegs_accuracy():
-    # labels [[0, 1], [255, 2]]; predicted leaves [[0, 2], [1, 2]]: 2 of the 3 valid pixels
-    # right -> 66.67 %; the ignored pixel's prediction does not count
-    label = torch.tensor([[[0, 1], [255, 2]]])
-    pred = torch.tensor([[[0, 2], [1, 2]]])
-    leaf = F.one_hot(pred, 3).permute(0, 3, 1, 2).float()  # (1, 3, 2, 2)
-    got = leaf_accuracy(leaf, label, 255)
-    assert got.shape == (1, ) and got.item() == pytest.approx(200 / 3, abs=1e-4)
-    assert torch.allclose(got, accuracy(leaf, label, ignore_index=255))
-    # every pixel ignored: ~0, as mmseg (eps over eps would be 100; mmseg's is eps * 100 / eps)
-    assert torch.allclose(leaf_accuracy(leaf, torch.full_like(label, 255), 255),
-                          accuracy(leaf, torch.full_like(label, 255), ignore_index=255))
 
 
 @pytest.mark.parametrize('tree_name', ['person_tree', 'four_level_tree'])

@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
+from mmseg.models.losses import accuracy
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import SampleList
@@ -61,16 +62,6 @@ NO_TREE = (
     'check_data=False); to train or test, build the runner with RUNNERS.build(cfg), as '
     'tools/train.py does; in your own code call hseg_mm.engine.apply_hierarchy(cfg) '
     'before building the model')
-
-
-def leaf_accuracy(leaf: Tensor, label: Tensor, ignore_index: int) -> Tensor:
-    """mmseg's `accuracy` (top-1, %, shape (1,)) of leaf scores (N, L, H, W) against
-    labels (N, H, W), without its boolean indexing: a count of valid pixels instead,
-    so that a compiled training step needs no graph break for a logged figure."""
-    valid = label != ignore_index
-    correct = ((leaf.argmax(1) == label) & valid).sum().float().reshape(1)
-    eps = torch.finfo(torch.float32).eps  # as mmseg: 0 valid pixels give ~0, not nan
-    return (correct + eps) * (100.0 / (valid.sum().float() + eps))
 
 
 class HierarchicalHeadMixin:
@@ -333,7 +324,7 @@ class HierarchicalHeadMixin:
         a torch.compile graph on purpose: traced into the losses' graph, inductor (torch
         2.13) gave every parameter a zero gradient (tests/models/test_compile.py)."""
         leaf = leaf_scores(seg_logits, self.hierarchy, self.inference, self.inference_options)
-        return leaf_accuracy(leaf, seg_label, self.ignore_index)
+        return accuracy(leaf, seg_label, ignore_index=self.ignore_index)
 
     def _loss_inputs(self, seg_logits: Tensor,
                      seg_label: Tensor) -> Callable[[str], Tuple[Tensor, Tensor]]:
