@@ -49,6 +49,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='seconds each command may take (default: no limit)')
     parser.add_argument('--tta', action='store_true',
                         help="test with the config's test-time augmentation")
+    parser.add_argument('--tta-scales', nargs='+', type=float, default=None, metavar='F',
+                        help='with --tta: multi-scale testing, each factor times the '
+                        "TTA's one resize (tools/test.py --tta-scales)")
     parser.add_argument('--reuse', action='store_true',
                         help='keep finished trainings and tests found in the work dir')
     return parser.parse_args(argv)
@@ -57,6 +60,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def split_entry(entry: str) -> Tuple[str, Optional[str]]:
     config, _, rule = entry.partition('@')
     return config, rule or None
+
+
+def tta_protocol(tta: bool, scales: Optional[Sequence[float]]) -> Tuple[List[str], str, str]:
+    """tools/test.py's arguments, the test folder's suffix and the table's words for it.
+
+    Each protocol has its own folder, so that --reuse never takes one for another."""
+    if scales and not tta:
+        raise SystemExit('--tta-scales scales the test-time augmentation: add --tta')
+    if not tta:
+        return [], '', 'on the whole image'
+    if not scales:
+        return ['--tta'], '_tta', "with the config's TTA (--tta)"
+    factors = [f'{f:g}' for f in scales]
+    return (['--tta', '--tta-scales', *factors], '_tta' + ''.join(f'-x{f}' for f in factors),
+            f"with the config's TTA at {', '.join(factors)} times its resize (--tta-scales)")
 
 
 def run(cmd: List[str], timeout: Optional[int]) -> Dict[str, float]:
@@ -246,6 +264,7 @@ def chart(rows: List[Dict], path: str) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> str:
     args = parse_args(argv)
+    tta_args, test_suffix, test_mode = tta_protocol(args.tta, args.tta_scales)
     entries = [split_entry(e) for e in args.entries]
     configs = [c for c, _ in entries]
     max_iters = check_same_schedule(configs, args.cfg_options)
@@ -276,13 +295,13 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     for (config, rule), entry in zip(entries, args.entries):
         run_info = trained[config]
         test_dir = osp.join(run_info['work'],
-                            f'test_{rule or "own"}' + ('_tta' if args.tta else ''))
+                            f'test_{rule or "own"}{test_suffix}')
         extra = [f'model.decode_head.inference={rule}'] if rule else []
         if args.reuse and glob.glob(osp.join(ROOT, test_dir, '*', '*.json')):
             print(f'\nreused: the metrics in {test_dir}', flush=True)
         else:
             run([py, 'tools/test.py', config, run_info['checkpoint'], '--work-dir', test_dir,
-                 *(['--tta'] if args.tta else []), '--cfg-options', *options, *extra],
+                 *tta_args, '--cfg-options', *options, *extra],
                 args.timeout)
         rows.append(dict(entry=entry, metrics=test_metrics(osp.join(ROOT, test_dir)),
                          seconds_per_iter=run_info['seconds_per_iter'],
@@ -291,7 +310,6 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
 
     # the runs are subprocesses with this environment, so the same thread count
     from hseg_mm.utils import describe_machine
-    test_mode = "with the config's TTA (--tta)" if args.tta else 'on the whole image'
     machine = (f'{describe_machine()}, seed {args.seed}; test {test_mode}; '
                f'{max_iters} iterations; peak MiB = the training process\'s peak resident '
                'memory (— where the training was reused)')

@@ -1,7 +1,7 @@
 """Test (and evaluate) a hierarchical segmentor: mmseg 1.x's tools/test.py.
 
     python tools/test.py CONFIG CHECKPOINT [--eval mIoU] [--work-dir DIR] [--out DIR]
-        [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher ...]
+        [--show-dir DIR] [--tta [--tta-scales F ...]] [--cfg-options k=v ...] [--launcher ...]
 
 The metric is the config's `test_evaluator` (the per-level HierarchicalIoUMetric);
 `--eval mIoU` is accepted for mmseg 0.x habits. A per-level table is printed.
@@ -27,6 +27,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--show-dir', help='directory for images of the predictions')
     parser.add_argument('--wait-time', type=float, default=2, help='--show interval (s)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument('--tta-scales', nargs='+', type=float, default=None, metavar='F',
+                        help="with --tta: test at each factor times the TTA's one resize "
+                        '(multi-scale testing without a new config; e.g. 0.667 1 1.333)')
     add_launch_args(parser)
     args = parser.parse_args()
     set_local_rank(args.local_rank)
@@ -56,10 +59,16 @@ def main() -> None:
             hook['show'], hook['wait_time'] = True, args.wait_time
         if args.show_dir:
             cfg.visualizer['save_dir'] = args.show_dir
+    if args.tta_scales and not args.tta:
+        raise SystemExit('--tta-scales scales the test-time augmentation: add --tta')
     if args.tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
             raise SystemExit('--tta needs tta_model and tta_pipeline in the config')
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        pipeline = cfg.tta_pipeline
+        if args.tta_scales:
+            from hseg_mm.engine.tta import multi_scale_tta
+            pipeline = multi_scale_tta(pipeline, args.tta_scales)
+        cfg.test_dataloader.dataset.pipeline = pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:

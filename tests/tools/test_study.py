@@ -134,3 +134,16 @@ def test_finished_checkpoint(tmp_path):
     # written where the run was before its folder moved: the same file here is found
     (work / 'last_checkpoint').write_text('/elsewhere/run/iter_4.pth')
     assert study.finished_checkpoint(str(work), 4) == str(work / 'iter_4.pth')
+
+
+def test_tta_protocol_names_each_protocol_apart():
+    protocol = load_tool().tta_protocol
+    assert protocol(False, None) == ([], '', 'on the whole image')
+    assert protocol(True, None) == (['--tta'], '_tta', "with the config's TTA (--tta)")
+    # 2/3, 1, 4/3 of the PPP CPU recipes' 750 px: long sides 500, 750, 1000
+    args, suffix, words = protocol(True, [0.667, 1.0, 1.333])
+    assert args == ['--tta', '--tta-scales', '0.667', '1', '1.333']
+    assert suffix == '_tta-x0.667-x1-x1.333'  # not '_tta': --reuse keeps them apart
+    assert words == "with the config's TTA at 0.667, 1, 1.333 times its resize (--tta-scales)"
+    with pytest.raises(SystemExit, match='add --tta'):
+        protocol(False, [1.0])

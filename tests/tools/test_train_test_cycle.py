@@ -115,6 +115,37 @@ def test_tta_reports_every_level(data_root, trained, tmp_path):
     assert 'ECE_L3' in metrics and 'mIoU_L3' in log
 
 
+def test_tta_scales_test_a_one_resize_tta_at_each_size(data_root, trained, tmp_path):
+    # the PPP CPU recipes' kind of TTA (one resize, two flips) on the demo's network
+    child = tmp_path / 'one_resize_tta.py'
+    child.write_text(
+        f'_base_ = [{CONFIG!r}]\n'
+        "tta_pipeline = [dict(type='LoadImageFromFile'), dict(type='TestTimeAug', transforms=[\n"
+        "    [dict(type='Resize', scale=(128, 128), keep_ratio=True)],\n"
+        "    [dict(type='RandomFlip', prob=0., direction='horizontal'),\n"
+        "     dict(type='RandomFlip', prob=1., direction='horizontal')],\n"
+        "    [dict(type='LoadCheckedAnnotations')], [dict(type='PackSegInputs')]])]\n")
+    work = tmp_path / 'tta_scales'
+    _run([sys.executable, 'tools/test.py', str(child), osp.join(trained, 'iter_2.pth'),
+          '--tta', '--tta-scales', '0.75', '1.5', '--work-dir', str(work),
+          '--cfg-options', *_options(data_root, 2)], timeout=300)
+    # the run's own config (mmengine dumps it) tested at 128 x 0.75 = 96 and x 1.5 = 192
+    from mmengine.config import Config
+    dumped = Config.fromfile(str(work / 'one_resize_tta.py'))
+    resizes = dumped.test_dataloader.dataset.pipeline[1]['transforms'][0]
+    assert [tuple(t['scale']) for t in resizes] == [(96, 96), (192, 192)]
+    found = [osp.join(d, f) for d, _, files in os.walk(work) for f in files
+             if f.endswith('.json') and osp.basename(d) == f[:-5]]
+    with open(found[0]) as f:
+        metrics = json.load(f)
+    assert metrics['consistency'] == 100.0 and 'mIoU_L3_nobg' in metrics
+    # a TTA that already has its sizes is not scaled again: one line, before any test
+    log = _run([sys.executable, 'tools/test.py', CONFIG, osp.join(trained, 'iter_2.pth'),
+                '--tta', '--tta-scales', '1', '--work-dir', str(tmp_path / 'refused')],
+               expect_rc=1)
+    assert 'error: tta_pipeline already tests at 4 sizes' in log
+
+
 def test_two_process_gloo_training(data_root, tmp_path):
     work = str(tmp_path / 'ddp')
     log = _run(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', work,
