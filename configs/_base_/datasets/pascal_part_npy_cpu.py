@@ -11,7 +11,8 @@ crop_size = (320, 320)
 # 0.75-2.25 (375-1125) for training: at 320x320 crops and 1/4-resolution scores, small
 # people and thin limbs are lost at their own size. Measured on the seeds' split (500
 # iterations, flat): 80.5 / 64.2 / 43.2 mIoU against 78.5 / 64.1 / 42.5 at 250-750 and
-# 500; the 3,000-iteration HSSN model tested at 750 gained 1.8 at every level (README).
+# 500; the 3,000-iteration HSSN model tested at 750 gained 1.8 at every level
+# (docs/ppp_cpu_recipe.md).
 img_scale = (750, 750)
 train_pipeline = [
     dict(type='LoadCheckedImageFromFile'),  # its errors name the file
