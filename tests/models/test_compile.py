@@ -18,7 +18,8 @@ init_default_scope('mmseg')
 LOSSES = [dict(type='FocalTreeMinLoss'), dict(type='HierarchicalCrossEntropyLoss'),
           dict(type='RMILoss'), dict(type='TreeTripletLoss', max_samples_per_class=20),
           dict(type='NodeFocalLoss'), dict(type='LogicCompositionLoss'),
-          dict(type='LogicDecompositionLoss'), dict(type='LogicExclusionLoss')]
+          dict(type='LogicDecompositionLoss'), dict(type='LogicExclusionLoss'),
+          dict(type='HierarchicalLovaszLoss')]
 
 
 def _inputs(tree, seed: int = 0, size: int = 12):

@@ -209,6 +209,23 @@ def test_loss_resolution_logits_resizes_the_labels(four_level_tree):
         build_head('HierarchicalFCNHead', tree, losses=losses, loss_resolution='half')
 
 
+def test_a_loss_at_its_own_resolution_beside_the_heads(four_level_tree):
+    """A loss naming its own `loss_resolution` (Lovász at the logits) is evaluated there
+    while the head's other losses stay at the label's size."""
+    tree = four_level_tree
+    losses = [dict(type='HierarchicalCrossEntropyLoss', levels=[-1]),
+              dict(type='HierarchicalLovaszLoss', levels=[-1], loss_resolution='logits')]
+    torch.manual_seed(0)
+    logits = torch.randn(2, tree.num_nodes, 4, 4)
+    labels = random_labels(tree, size=16)
+    head = build_head('HierarchicalFCNHead', tree, losses=losses)
+    got = head.loss_by_feat(logits, samples(labels))
+    ce, lovasz = head.loss_decode
+    up = F.interpolate(logits, size=(16, 16), mode='bilinear', align_corners=False)
+    torch.testing.assert_close(got['loss_hier_ce'], ce(up, labels))
+    torch.testing.assert_close(got['loss_lovasz'], lovasz(logits, labels[:, ::4, ::4]))
+
+
 def test_projection_at_sampled_pixels_only(person_tree):
     """projection_pixels='sampled' projects only the pixels the triplet loss samples.
     With the projection's batch norm on running statistics (eval mode), that is the

@@ -2,6 +2,8 @@
 from .focal_tree_min_loss import FocalTreeMinLoss, focal_tree_min_loss, level_mean_weights
 from .hierarchical_cross_entropy_loss import (HierarchicalCrossEntropyLoss,
                                               hierarchical_cross_entropy)
+from .hierarchical_lovasz_loss import (HierarchicalLovaszLoss, hierarchical_lovasz,
+                                       lovasz_softmax_columns)
 from .logic_composition_loss import LogicCompositionLoss
 from .logic_decomposition_loss import LogicDecompositionLoss
 from .logic_exclusion_loss import LogicExclusionLoss
@@ -17,5 +19,5 @@ __all__ = [
     'tree_triplet_loss', 'sample_triplets', 'scheduled_weight', 'RMILoss', 'rmi_loss',
     'rmi_lower_bound', 'LogicCompositionLoss', 'LogicDecompositionLoss', 'LogicExclusionLoss',
     'composition_loss', 'decomposition_loss', 'exclusion_loss', 'ramp_factor', 'NodeFocalLoss',
-    'node_focal_loss'
+    'node_focal_loss', 'HierarchicalLovaszLoss', 'hierarchical_lovasz', 'lovasz_softmax_columns'
 ]
