@@ -62,3 +62,19 @@ def test_two_iterations_then_the_same_scores_from_the_checkpoint(tmp_path):
     assert again['iters'] == 2
     assert {k: again[k] for k in trained if 'IoU' in k} == \
         {k: trained[k] for k in trained if 'IoU' in k}
+
+
+def test_several_test_scales_average_each_scales_probabilities():
+    """`--test-scale 0.5 1` is the mean of the 0.5x and the 1x passes (each with its
+    mirror), resized back to the image; one scale is that scale's pass alone."""
+    import torch
+    tool = load_tool()
+    torch.manual_seed(0)
+    model = tool.PlainFPN('lite0', 8, 3).eval()  # random weights: only the averaging counts
+    img = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    half, full = tool.predict(model, img, [0.5]), tool.predict(model, img, [1.0])
+    both = tool.predict(model, img, [0.5, 1.0])
+    assert tuple(both.shape) == (3, 40, 56)
+    assert torch.allclose(both, (half + full) / 2, atol=1e-6)
+    assert not torch.allclose(half, full, atol=1e-3)  # the scales do differ
+    assert torch.allclose(both.sum(0), torch.ones(40, 56), atol=1e-5)  # still probabilities

@@ -3,7 +3,7 @@ baseline that the CPU recipes are measured against, on the same machine.
 
     python tools/analysis/plain_baseline.py [CONFIG] --work-dir DIR [--minutes 45]
         [--arch lite0] [--channels 64] [--crop 320] [--batch 8] [--lr 1e-3]
-        [--scale-range 0.5 2.0] [--test-scale 1.0] [--no-flip] [--amp] [--seed 0]
+        [--scale-range 0.5 2.0] [--test-scale 1.0 [F ...]] [--no-flip] [--amp] [--seed 0]
         [--max-iters N] [--eval-only] [--cfg-options k=v ...]
 
 The product brief's reference is "a plain PyTorch model (EfficientNet-Lite0 from the
@@ -22,8 +22,9 @@ same metric:
 - training: cross-entropy on the leaves (ignore 255), AdamW (weight decay 1e-4), 100
   linear warm-up iterations, then poly (power 0.9) over the elapsed share of the budget,
   so the schedule ends when the time does; one loader worker; `--amp`: bfloat16 autocast;
-- testing: each val image at `--test-scale` x its size, averaged with its mirror (softmax
-  probabilities), resized back; scored by `HierarchicalIoUMetric` (per-level mIoU with
+- testing: each val image at `--test-scale` x its size (several factors: one pass at
+  each), averaged with its mirror (softmax probabilities), resized back and averaged over
+  the scales, as `tools/test.py --tta --tta-scales` merges its views; scored by `HierarchicalIoUMetric` (per-level mIoU with
   and without background, ECE), as tools/test.py scores hseg_mm's models.
 
 Writes DIR/baseline.pth (weights, iterations, seconds) and DIR/metrics.json.
@@ -73,7 +74,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--lr', type=float, default=1e-3)
     parser.add_argument('--scale-range', type=float, nargs=2, default=(0.5, 2.0))
-    parser.add_argument('--test-scale', type=float, default=1.0)
+    parser.add_argument('--test-scale', type=float, nargs='+', default=[1.0],
+                        help='factor(s) of the image size to test at; several average')
     parser.add_argument('--no-flip', action='store_true', help='test without the mirror')
     parser.add_argument('--amp', action='store_true', help='bfloat16 autocast in training')
     parser.add_argument('--threads', type=int, default=2)
@@ -202,22 +204,34 @@ def train(args, model: PlainFPN, dataset, ignore_index: int, log) -> Dict[str, f
 
 
 @torch.no_grad()
+def predict(model: PlainFPN, img: np.ndarray, scales: Sequence[float],
+            flip: bool = True) -> torch.Tensor:
+    """Leaf probabilities (L, H, W) of a BGR image (H, W, 3): the mean over `scales` of
+    each scale's softmax (averaged with its mirror's when `flip`), resized back to H x W."""
+    h, w = img.shape[:2]
+    probs = 0
+    for scale in scales:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        x = normalise(cv2.resize(img, size, interpolation=cv2.INTER_LINEAR))[None]
+        x = x.contiguous(memory_format=torch.channels_last)
+        view = model(x).softmax(1)
+        if flip:
+            view = (view + model(x.flip(3)).softmax(1).flip(3)) / 2
+        probs = probs + F.interpolate(view, size=(h, w), mode='bilinear',
+                                      align_corners=False)[0]
+    return probs / len(scales)
+
+
+@torch.no_grad()
 def test(args, model: PlainFPN, dataset, tree, log) -> Dict[str, float]:
-    """Per-level metrics of `model` on `dataset` (original size, scale and mirror)."""
+    """Per-level metrics of `model` on `dataset` (original size, scales and mirror)."""
     metric = HierarchicalIoUMetric(hierarchy=tree, ignore_index=tree.ignore_index)
     model.eval()
     count = len(dataset) if not args.max_val else min(args.max_val, len(dataset))
     for index in range(count):
         item = dataset[index]
         img, label = item['img'], item['gt_seg_map']
-        h, w = label.shape
-        size = (max(1, round(w * args.test_scale)), max(1, round(h * args.test_scale)))
-        x = normalise(cv2.resize(img, size, interpolation=cv2.INTER_LINEAR))[None]
-        x = x.contiguous(memory_format=torch.channels_last)
-        probs = model(x).softmax(1)
-        if not args.no_flip:
-            probs = (probs + model(x.flip(3)).softmax(1).flip(3)) / 2
-        probs = F.interpolate(probs, size=(h, w), mode='bilinear', align_corners=False)[0]
+        probs = predict(model, img, args.test_scale, flip=not args.no_flip)
         sample = SegDataSample(
             gt_sem_seg=PixelData(data=torch.from_numpy(label.astype(np.int64))[None]),
             pred_sem_seg=PixelData(data=probs.argmax(0, keepdim=True)),
@@ -274,7 +288,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
         log(f'trained {run["iters"]} iterations in {run["seconds"] / 60:.1f} min, '
             f'{run["s_per_iter"]:.3f} s/iter (median)')
     metrics = test(args, model, datasets['val'], tree, log)
-    result = dict(run, **metrics, test_scale=args.test_scale, flip=not args.no_flip)
+    scales = args.test_scale
+    result = dict(run, **metrics, test_scale=scales[0] if len(scales) == 1 else scales,
+                  flip=not args.no_flip)
     with open(osp.join(args.work_dir, 'metrics.json'), 'w') as f:
         json.dump(result, f, indent=1)
     log(' '.join(f'{k}: {metrics[k]}' for k in sorted(metrics) if 'mIoU_L' in k or 'ECE_L' in k))
