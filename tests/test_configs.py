@@ -165,3 +165,15 @@ def test_schedule_ends_with_training(path):
     last = schedulers[-1]
     assert not last.get('by_epoch', True), last
     assert last['end'] == cfg.train_cfg.max_iters, (path, last, cfg.train_cfg.max_iters)
+
+
+def test_lovasz_recipe_is_the_flat_twin_plus_one_term():
+    """The child's `loss_decode` list replaces the base's (mmengine merges dicts, not
+    lists): leaf CE once, then Lovász at the logits' resolution; all else the flat twin's."""
+    lovasz = Config.fromfile(osp.join(ROOT, 'configs/ppp_cpu/flat-lovasz_lite2-fpn_ppp-320_cpu.py'))
+    flat = Config.fromfile(osp.join(ROOT, 'configs/ppp_cpu/flat_lite2-fpn_ppp-320_cpu.py'))
+    assert [(loss.type, loss.levels) for loss in lovasz.model.decode_head.loss_decode] == [
+        ('HierarchicalCrossEntropyLoss', [-1]), ('HierarchicalLovaszLoss', [-1])]
+    assert lovasz.model.decode_head.loss_decode[1].loss_resolution == 'logits'
+    lovasz.model.decode_head.loss_decode = flat.model.decode_head.loss_decode
+    assert lovasz.to_dict() == flat.to_dict()
