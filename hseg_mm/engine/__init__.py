@@ -7,6 +7,7 @@ from .hierarchy_config import ConfigError, apply_hierarchy, check_checkpoint_tre
 from .launch import load_config, prepare_runtime
 from .non_finite_guard_hook import (NonFiniteError, NonFiniteGuardHook, all_finite,
                                     find_non_finite)
+from .param_groups import plain_param_groups
 from .random_state_hook import RandomStateHook
 from .rank_zero_logger_hook import RankZeroLoggerHook
 from .riemannian_optim import RiemannianAdam, RiemannianAdamW, RiemannianSGD
@@ -16,4 +17,5 @@ __all__ = ['AtomicLocalBackend', 'CPUAmpOptimWrapper', 'HierarchicalRunner', 'Ra
            'HierarchyCheckHook', 'ConfigError',
            'apply_hierarchy', 'check_checkpoint_tree', 'load_config', 'prepare_runtime',
            'NonFiniteError', 'NonFiniteGuardHook', 'all_finite', 'find_non_finite',
+           'plain_param_groups',
            'RiemannianSGD', 'RiemannianAdam', 'RiemannianAdamW']

@@ -17,6 +17,7 @@ from mmseg.registry import HOOKS, RUNNERS
 
 from .atomic_local_backend import ATOMIC_BACKEND_ARGS
 from .hierarchy_config import apply_hierarchy
+from .param_groups import plain_param_groups
 
 _TIMESTAMP = re.compile(r'\d{8}_\d{6}$')
 
@@ -68,6 +69,13 @@ class HierarchicalRunner(Runner):
         self.checkpoint_being_loaded = None
 
     # ------------------------------------------------------------ compile
+    def build_optim_wrapper(self, optim_wrapper):
+        """mmengine's, with the optimiser's parameter groups made plain dicts, which
+        `compile=True` needs on torch 2.13 (`plain_param_groups`)."""
+        optim_wrapper = super().build_optim_wrapper(optim_wrapper)
+        plain_param_groups(optim_wrapper)
+        return optim_wrapper
+
     def train(self) -> torch.nn.Module:
         self.compile_eval_steps()  # mmengine's train() compiles train_step itself
         return super().train()

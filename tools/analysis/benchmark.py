@@ -140,6 +140,8 @@ def build(cfg: Config, shape: Tuple[int, int], device: torch.device,
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
+
+    from hseg_mm.engine import plain_param_groups
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model_cfg = copy.deepcopy(cfg.model)
     if 'data_preprocessor' in model_cfg:
@@ -159,7 +161,9 @@ def build(cfg: Config, shape: Tuple[int, int], device: torch.device,
             optim_cfg['loss_scale'] = 'dynamic'
     if mixed and amp_dtype:
         optim_cfg['dtype'] = amp_dtype
-    return model, build_optim_wrapper(model, optim_cfg)
+    optim_wrapper = build_optim_wrapper(model, optim_cfg)
+    plain_param_groups(optim_wrapper)  # as HierarchicalRunner does, for torch.compile
+    return model, optim_wrapper
 
 
 def make_batch(batch: int, shape: Tuple[int, int], num_leaves: int, ignore_index: int,
