@@ -42,3 +42,28 @@ def test_another_tree_is_refused(tmp_path):
     from hseg_mm.engine import ConfigError
     with pytest.raises(ConfigError, match='another tree'):
         export_onnx.load_segmentor(DEMO, path)
+
+
+def test_batch_norm_statistics_come_from_random_images(tmp_path):
+    """`--calibrate 3`: every BN layer has counted 3 batches and moved off its initial
+    statistics (mean 0, variance 1); `--calibrate 0` keeps them."""
+    paths = [str(tmp_path / 'cal.pth'), str(tmp_path / 'raw.pth')]
+    tool.main([DEMO, paths[0], '--calibrate', '3', '--calibrate-size', '64', '64'])
+    tool.main([DEMO, paths[1], '--calibrate', '0'])
+    cal, raw = (torch.load(p, map_location='cpu') for p in paths)
+    counts = {k: int(v) for k, v in cal['state_dict'].items() if k.endswith('num_batches_tracked')
+              and int(v) > 0}
+    # all but the triplet loss's projection (training only: not on the inference path)
+    skipped = [k for k, v in cal['state_dict'].items() if k.endswith('num_batches_tracked')
+               and int(v) == 0]
+    assert skipped == ['decode_head.projection.0.bn.num_batches_tracked']
+    assert len(counts) == 36 and set(counts.values()) == {3}
+    assert cal['meta']['calibrated_norms'] == 36
+    for key in counts:
+        mean = cal['state_dict'][key.replace('num_batches_tracked', 'running_mean')]
+        var = raw['state_dict'][key.replace('num_batches_tracked', 'running_var')]
+        assert not torch.equal(mean, torch.zeros_like(mean)), key
+        assert torch.equal(var, torch.ones_like(var)), key  # the uncalibrated one
+    # the learnable weights are init_weights' in both
+    conv = 'decode_head.conv_seg.weight'
+    assert torch.equal(cal['state_dict'][conv], raw['state_dict'][conv])
