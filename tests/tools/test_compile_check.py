@@ -39,3 +39,11 @@ def test_compile_check_on_the_demo():
     compiled64 = float(line.split('compiled ')[1])
     # 'eager' backend: the compiled gradients are eager's, so equally far from float64
     assert 0 < eager64 < 1e-2 and compiled64 == pytest.approx(eager64, rel=1e-2), line
+    # the worst parameter is named, with its gradient's size against the model's largest
+    # (at most 1: the largest is one of the model's)
+    worst = out.stdout.split("the model's largest:\n")[1].splitlines()[:2]
+    assert [w.split(':')[0].strip() for w in worst] == ['demo_cpu.py', 'demo_cpu.py (flat twin)']
+    for w in worst:
+        name, scale = w.split(': ')[1].split(', ')
+        assert '.' in name and (name.endswith('weight') or name.endswith('bias')), w
+        assert 0 < float(scale) <= 1, w

@@ -135,8 +135,13 @@ def check_config(cfg, name: str, args: argparse.Namespace) -> dict:
         torch.manual_seed(args.seed + args.steps)
         fn(model, data).backward()
         grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
-    grad_worst = max(_relative(grads[1][n], g) for n, g in grads[0].items())
+    worst_name = max(grads[0], key=lambda n: _relative(grads[1][n], grads[0][n]))
+    grad_worst = _relative(grads[1][worst_name], grads[0][worst_name])
     grad_model = _model_relative(grads[1], grads[0])
+    # how large the worst parameter's gradient is against the model's largest: a
+    # parameter whose true gradient is about 0 compares rounding noise with noise
+    worst_scale = float(grads[0][worst_name].abs().max()) / \
+        max(float(g.abs().max()) for g in grads[0].values())
     reference = {}
     if args.float64:
         # the same pass by a float64 copy of the network (the losses still reduce in
@@ -171,6 +176,7 @@ def check_config(cfg, name: str, args: argparse.Namespace) -> dict:
     result = dict(
         name=name, shape=f'{args.batch} x {shape[0]}x{shape[1]}', loss_step1=loss_diff[0],
         loss_later=max(loss_diff[1:], default=0.0), grad_model=grad_model, grad_worst=grad_worst,
+        worst_parameter=worst_name, worst_scale=worst_scale,
         score=score_diff, changed=changed, compile_s=compile_s, test_compile_s=test_compile_s,
         **reference,
         graphs=int(counters['stats']['unique_graphs']),
@@ -237,6 +243,9 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         for r in (r for r in results if 'eager_vs_64' in r):
             print(f"  {r['name']}: eager float32 {r['eager_vs_64']:.1e}, compiled "
                   f"{r['compiled_vs_64']:.1e}")
+    print('\nworst parameter, its largest eager gradient / the model\'s largest:')
+    for r in results:
+        print(f"  {r['name']}: {r['worst_parameter']}, {r['worst_scale']:.1e}")
     return results
 
 
