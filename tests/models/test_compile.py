@@ -151,3 +151,44 @@ def test_a_compiled_head_loss_gives_eagers_gradients(person_tree):
         assert grad.abs().max() > 0, name
         assert (compiled[name] - grad).abs().max() <= 1e-3 * grad.abs().max() + 1e-7, name
     torch._dynamo.reset()
+
+
+def test_compile_losses_compiles_each_loss_and_keeps_values(person_tree):
+    # The demo head with HSSN's losses and compile_losses (here AOT autograd without code
+    # generation, for speed; True means inductor): each loss module is compiled, the
+    # state dict's keys are eager's, and the losses and the head's gradients are eager's.
+    import copy
+    import os.path as osp
+    from mmengine.config import Config
+    from hseg_mm.testing import seg_data_samples
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = copy.deepcopy(Config.fromfile(osp.join(root, 'configs', 'demo_cpu.py')).model.decode_head)
+    cfg.update(hierarchy=person_tree.tree, norm_cfg=dict(type='BN'), dropout_ratio=0.0)
+    heads = []
+    for option in (False, dict(backend='aot_eager')):
+        torch.manual_seed(0)
+        heads.append(MODELS.build(dict(cfg, compile_losses=option)).train())
+    eager, compiled = heads
+    assert all(m._compiled_call_impl is None for m in eager.loss_decode)
+    assert len(compiled.loss_decode) == 4  # RMI, focal tree-min, hierarchical CE, triplet
+    assert all(m._compiled_call_impl is not None for m in compiled.loss_decode)
+    assert compiled.state_dict().keys() == eager.state_dict().keys()
+    g = torch.Generator().manual_seed(0)
+    feats = [torch.randn(2, cfg.c1_in_channels, 16, 16, generator=g), None, None,
+             torch.randn(2, cfg.in_channels, 8, 8, generator=g)]
+    samples = seg_data_samples(torch.randint(0, 7, (2, 64, 64), generator=g))
+    results = []
+    for head in heads:
+        torch.manual_seed(3)  # the triplet loss samples pixels
+        losses = head.loss(feats, samples, None)
+        sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+        results.append(({k: v.detach() for k, v in losses.items()},
+                        {n: p.grad for n, p in head.named_parameters() if p.grad is not None}))
+    (v_eager, g_eager), (v_comp, g_comp) = results
+    assert v_eager.keys() == v_comp.keys() and len(v_eager) == 5  # four losses + acc_seg
+    for name, value in v_eager.items():
+        assert torch.allclose(v_comp[name], value, rtol=1e-5, atol=1e-7), name
+    assert g_eager.keys() == g_comp.keys()
+    for name, grad in g_eager.items():
+        assert (g_comp[name] - grad).abs().max() <= 1e-4 * grad.abs().max() + 1e-8, name
+    torch._dynamo.reset()

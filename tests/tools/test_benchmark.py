@@ -107,3 +107,46 @@ def test_precision_picks_the_optim_wrapper():
     cfg.optim_wrapper.loss_scale = 'dynamic'
     assert type(bench.build(cfg, (32, 32), cpu)[1]).__name__ == 'CPUAmpOptimWrapper'
     assert type(bench.build(cfg, (32, 32), cpu, 'float32')[1]).__name__ == 'OptimWrapper'
+
+
+def test_ratios_are_medians_of_per_round_ratios():
+    # rounds (hierarchical, flat): 2/1, 3/2, 4/2 -> ratios 2.0, 1.5, 2.0 -> median 2.0; the
+    # eager copies 4/2, 3/3, 6/2 -> 2.0, 1.0, 3.0 -> median 2.0; compiled/eager of the
+    # hierarchical model 2/4, 3/3, 4/6 -> 0.5, 1.0, 0.667 -> median 0.667
+    bench = _load()
+    times = {'hierarchical': [2, 3, 4], 'flat': [1, 2, 2],
+             'hierarchical (eager)': [4, 3, 6], 'flat (eager)': [2, 3, 2]}
+    out = bench.summarise('train', times, batch=2)
+    assert 'ratio hierarchical/flat: 2.000x' in out
+    assert 'ratio hierarchical/flat, eager: 2.000x' in out
+    assert 'compiled/eager, hierarchical: 0.667x' in out
+    # flat 1/2, 2/3, 2/2 -> 0.5, 0.667, 1.0 -> median 0.667
+    assert 'compiled/eager, flat: 0.667x' in out
+    # hierarchical: median step 3 s, 2 images -> 0.67 images/s
+    assert re.search(r'hierarchical +0\.67 images/s', out)
+    # two models only: the one ratio, no eager lines
+    two = bench.summarise('train', {k: times[k] for k in ('hierarchical', 'flat')}, batch=2)
+    assert 'eager' not in two and 'ratio hierarchical/flat: 2.000x' in two
+
+
+def test_also_eager_times_four_models_in_one_run():
+    """--compile losses --also-eager: the compiled pair and eager copies of it, one round,
+    the four ratios; with torch.compile's 'eager' backend (traced by dynamo, no code
+    generated) so that the test takes seconds. Without --compile it is refused."""
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    base = [sys.executable, 'tools/analysis/benchmark.py', 'configs/demo_cpu.py', '--batch',
+            '2', '--shape', '32', '32', '--repeats', '1', '--warmup', '0', '--threads', '1',
+            '--modes', 'train', '--also-eager']
+    proc = subprocess.run(base + ['--compile', 'losses', '--compile-backend', 'eager'],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert 'torch.compile: losses (eager), eager copies too' in out
+    names = re.findall(r'^  (\S.*?) +\d+\.\d+ images/s', out, re.M)
+    assert names == ['hierarchical', 'flat', 'hierarchical (eager)', 'flat (eager)']
+    for label in ('ratio hierarchical/flat', 'ratio hierarchical/flat, eager',
+                  'compiled/eager, hierarchical', 'compiled/eager, flat'):
+        assert re.search(re.escape(label) + r': \d+\.\d+x \(one round\)', out), label
+    refused = subprocess.run(base, cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode != 0 and '--compile losses' in refused.stderr

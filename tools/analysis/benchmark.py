@@ -2,6 +2,7 @@
 
     python tools/analysis/benchmark.py CONFIG [--flat FLAT_CONFIG] [--batch 2]
         [--shape H W] [--repeats 10] [--threads 2] [--profile] [--compile {losses,step}]
+        [--also-eager] [--compile-backend inductor]
         [--cfg-options k=v ...]
 
 Both models are built from their configs (SyncBN as BN, no pretrained weights, random
@@ -26,7 +27,10 @@ override: on a CPU `amp` is bfloat16 autocast, `CPUAmpOptimWrapper`).
 `--cfg-options` changes both configs alike (before the twin is derived), e.g.
 `model.decode_head.loss_resolution=logits`. `--compile losses` compiles (inductor) every
 loss module of both models, `--compile step` their whole steps as `compile=True` does;
-the warm-up rounds then include the compilation.
+the warm-up rounds then include the compilation. `--also-eager` times eager copies of
+both models (the same weights) in the same rounds, four models interleaved, and reports
+the hierarchical/flat ratio compiled and eager, and each model's compiled/eager ratio,
+from one run: whether compiling changes the ratio, on one machine at one time.
 """
 import argparse
 import copy
@@ -35,7 +39,7 @@ import os.path as osp
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
@@ -73,15 +77,21 @@ def parse_args() -> argparse.Namespace:
                         help="torch.compile (inductor) in both models: 'losses', each "
                         "decode head's loss modules; 'step', the whole train/test step, as "
                         "compile=True does (warm-up rounds compile)")
+    parser.add_argument('--compile-backend', default='inductor',
+                        help="torch.compile's backend (e.g. 'aot_eager': traced, no code "
+                        'generated)')
+    parser.add_argument('--also-eager', action='store_true',
+                        help='with --compile: also time eager copies of both models in the '
+                        'same rounds and report the ratios compiled and eager')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of both configs, key=value')
     return parser.parse_args()
 
 
-def compile_losses(model: torch.nn.Module) -> int:
-    """Compile every decode head's loss modules in place (`nn.Module.compile`); the
-    number compiled."""
+def compile_losses(model: torch.nn.Module, **options) -> int:
+    """Compile every decode head's loss modules in place (`nn.Module.compile`, with
+    torch.compile's `options`); the number compiled."""
     heads = model.decode_head if isinstance(model.decode_head, torch.nn.ModuleList) \
         else [model.decode_head]
     count = 0
@@ -89,7 +99,7 @@ def compile_losses(model: torch.nn.Module) -> int:
         losses = head.loss_decode if isinstance(head.loss_decode, torch.nn.ModuleList) \
             else [head.loss_decode]
         for loss in losses:
-            loss.compile()
+            loss.compile(**options)
             count += 1
     return count
 
@@ -210,19 +220,34 @@ def interleaved_times(steps: Dict[str, Callable[[], None]], repeats: int, warmup
     return times
 
 
+EAGER = ' (eager)'  # the suffix of the eager copies' names under --also-eager
+# (label, numerator, denominator) of every ratio reported where both models were timed
+RATIOS = (('ratio hierarchical/flat', 'hierarchical', 'flat'),
+          ('ratio hierarchical/flat, eager', 'hierarchical' + EAGER, 'flat' + EAGER),
+          ('compiled/eager, hierarchical', 'hierarchical', 'hierarchical' + EAGER),
+          ('compiled/eager, flat', 'flat', 'flat' + EAGER))
+
+
+def ratio_line(label: str, num: List[float], den: List[float]) -> str:
+    """The median of the per-round ratios num/den, with their quartiles."""
+    ratios = [a / b for a, b in zip(num, den)]
+    if len(ratios) == 1:
+        return f'  {label}: {ratios[0]:.3f}x (one round)'
+    low, _, high = statistics.quantiles(ratios, n=4)
+    return (f'  {label}: {statistics.median(ratios):.3f}x (median of per-round ratios; '
+            f'quartiles {low:.3f}-{high:.3f})')
+
+
 def summarise(mode: str, times: Dict[str, List[float]], batch: int) -> str:
-    (hier, t_h), (flat, t_f) = times.items()
-    ratios = [a / b for a, b in zip(t_h, t_f)]
+    """Each model's images/s and step times, then every ratio of RATIOS it can give."""
     lines = [f'{mode}:']
     for name, t in times.items():
         med = statistics.median(t)
-        lines.append(f'  {name:13s} {batch / med:8.2f} images/s  (median step {med * 1e3:8.1f} '
-                     f'ms, min {min(t) * 1e3:.1f}, max {max(t) * 1e3:.1f}, n={len(t)})')
-    lines.append(f'  ratio hierarchical/flat: {statistics.median(ratios):.3f}x '
-                 f'(median of per-round ratios; quartiles '
-                 f'{statistics.quantiles(ratios, n=4)[0]:.3f}-'
-                 f'{statistics.quantiles(ratios, n=4)[2]:.3f})' if len(ratios) > 1 else
-                 f'  ratio hierarchical/flat: {ratios[0]:.3f}x (one round)')
+        lines.append(f'  {name:20s} {batch / med:8.2f} images/s  (median step '
+                     f'{med * 1e3:8.1f} ms, min {min(t) * 1e3:.1f}, max {max(t) * 1e3:.1f}, '
+                     f'n={len(t)})')
+    lines += [ratio_line(label, times[a], times[b]) for label, a, b in RATIOS
+              if a in times and b in times]
     return '\n'.join(lines)
 
 
@@ -283,19 +308,24 @@ def profile_step(name: str, step: Callable[[], None], rows: int = 15) -> None:
 
 
 def step_functions(models: Dict[str, tuple], data: dict, mode: str,
-                   compiled: bool = False) -> Dict[str, Callable]:
+                   compiled: Iterable[str] = (), backend: str = 'inductor'
+                   ) -> Dict[str, Callable]:
     """{name: a function running one step} of each (model, optim_wrapper) in `mode`:
     'train' (train_step, the model in train mode) or 'inference' (test_step, eval mode);
-    `compiled`: through torch.compile, as the Runner's compile=True."""
+    the models named in `compiled` through torch.compile (`backend`), as the Runner's
+    compile=True."""
     steps = {}
+    compiled = set(compiled)
     for name, (model, optim_wrapper) in models.items():
         if mode == 'train':
             model.train()
-            fn = torch.compile(model.train_step) if compiled else model.train_step
+            fn = torch.compile(model.train_step, backend=backend) if name in compiled \
+                else model.train_step
             steps[name] = (lambda f=fn, o=optim_wrapper: f(data, o))
         else:
             model.eval()
-            fn = torch.compile(model.test_step) if compiled else model.test_step
+            fn = torch.compile(model.test_step, backend=backend) if name in compiled \
+                else model.test_step
             steps[name] = (lambda f=fn: f(data))
     return steps
 
@@ -312,9 +342,17 @@ def main() -> None:
     torch.manual_seed(args.seed)
     models = {'hierarchical': build(cfg, shape, device, args.precision),
               'flat': build(flat_cfg, shape, device, args.precision)}
+    if args.also_eager:
+        if args.compile == 'none':
+            raise SystemExit('--also-eager compares compiled models with eager ones: give '
+                             '--compile losses or --compile step')
+        # copied before compiling: the same weights and optimiser state, never compiled
+        models.update({name + EAGER: copy.deepcopy(pair) for name, pair in list(models.items())})
+    compiled = [name for name in models if not name.endswith(EAGER)] \
+        if args.compile != 'none' else []
     if args.compile == 'losses':
-        for model, _ in models.values():
-            compile_losses(model)
+        for name in compiled:
+            compile_losses(models[name][0], backend=args.compile_backend)
     tree = models['hierarchical'][0].hierarchy
     generator = torch.Generator().manual_seed(args.seed)
     data = make_batch(args.batch, shape, tree.num_leaves, tree.ignore_index, generator)
@@ -326,13 +364,17 @@ def main() -> None:
           f'training in {type(models["hierarchical"][1]).__name__} / '
           f'{type(models["flat"][1]).__name__}'
           + (f', options {args.cfg_options}' if args.cfg_options else '')
-          + (f', torch.compile: {args.compile}' if args.compile != 'none' else ''))
+          + (f', torch.compile: {args.compile} ({args.compile_backend})'
+             if args.compile != 'none' else '')
+          + (', eager copies too' if args.also_eager else ''))
     for mode in args.modes:
         if mode == 'head':
             variants = head_variants(cfg, models, shape, device)
             print(summarise_heads(head_times(variants, data, args.repeats, args.warmup, device)))
             continue
-        steps = step_functions(models, data, mode, compiled=args.compile == 'step')
+        steps = step_functions(models, data, mode,
+                               compiled=compiled if args.compile == 'step' else (),
+                               backend=args.compile_backend)
         with torch.no_grad() if mode == 'inference' else torch.enable_grad():
             times = interleaved_times(steps, args.repeats, args.warmup, device)
         print(summarise(mode, times, args.batch))
