@@ -49,13 +49,13 @@ level's size n (here over the n - 1 peers), and it subtracts the exclusion term,
 would raise a node whose peers are confident; here, as in the rule, confident peers lower
 it.
 """
-from functools import lru_cache
 from typing import List, Mapping, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from ..hierarchy import ClassHierarchy, build_hierarchy
+from ..utils.tree_cache import tree_cached
 
 __all__ = ['LOGIC_ITERATIONS', 'logic_leaf_scores', 'logic_message_passing']
 
@@ -63,7 +63,7 @@ __all__ = ['LOGIC_ITERATIONS', 'logic_leaf_scores', 'logic_message_passing']
 LOGIC_ITERATIONS = 2
 
 
-@lru_cache(maxsize=32)  # keyed by object identity, as the losses' tree indices
+@tree_cached  # once per tree object; traced as constants under torch.compile
 def _layout(hierarchy: ClassHierarchy) -> Tuple[List[int], Tensor, Tensor, Tensor,
                                                   List[List[int]], List[int], Tensor]:
     """The level-by-level layout's fixed tensors (on the CPU).

@@ -1,5 +1,4 @@
 """Focal tree-min loss (HSSN, Li et al., CVPR 2022)."""
-from functools import lru_cache
 from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -10,10 +9,11 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
+from ...utils.tree_cache import tree_cached
 from .utils import as_weight_list, check_inputs, reduce_pixel_loss, safe_labels
 
 
-@lru_cache(maxsize=32)  # keyed by object identity; bounded for plain-function calls
+@tree_cached  # once per tree object; traced as constants under torch.compile
 def _tree_index(hierarchy: ClassHierarchy) -> tuple:
     """Per-depth index lists for `max_descendants`, built once per hierarchy object.
 

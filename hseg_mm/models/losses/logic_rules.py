@@ -24,7 +24,6 @@ A shallow leaf carried down to deeper levels (hseg-mm's background) is one node 
 a class of every level it stands at (as LogicSeg's repeated background channel is), and
 has no clause tying it to itself.
 """
-from functools import lru_cache
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -33,6 +32,7 @@ from mmengine.logging import MessageHub
 from torch import Tensor
 
 from ...hierarchy import ClassHierarchy, build_hierarchy
+from ...utils.tree_cache import tree_cached
 from .utils import weight_now
 
 __all__ = ['p_mean_root', 'composition_loss', 'decomposition_loss', 'exclusion_loss',
@@ -64,7 +64,7 @@ def p_mean_root(mean_power: Tensor, p: float) -> Tensor:
     return torch.where(positive, safe.pow(1.0 / p), torch.zeros_like(mean_power))
 
 
-@lru_cache(maxsize=32)  # keyed by object identity, as the other losses' tree indices
+@tree_cached  # once per tree object; traced as constants under torch.compile
 def _rule_index(hierarchy: ClassHierarchy) -> Tuple[List[int], List[int], List[int],
                                                      List[List[int]]]:
     """(children, their parents, inner nodes, each inner node's children padded with V).
