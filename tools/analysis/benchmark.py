@@ -1,7 +1,8 @@
 """Training and inference speed of a hierarchical config and of its flat twin, in one run.
 
     python tools/analysis/benchmark.py CONFIG [--flat FLAT_CONFIG] [--batch 2]
-        [--shape H W] [--repeats 10] [--threads 2] [--profile] [--compile {losses,step}]
+        [--shape H W] [--repeats 10] [--threads 2] [--profile]
+        [--compile {config,none,losses,step}]
         [--also-eager] [--compile-backend inductor]
         [--cfg-options k=v ...]
 
@@ -26,8 +27,10 @@ Training steps run in the configs' precision (`--precision float32` or `amp` to
 override: on a CPU `amp` is bfloat16 autocast, `CPUAmpOptimWrapper`).
 `--cfg-options` changes both configs alike (before the twin is derived), e.g.
 `model.decode_head.loss_resolution=logits`. `--compile losses` compiles (inductor) every
-loss module of both models, `--compile step` their whole steps as `compile=True` does;
-the warm-up rounds then include the compilation. `--also-eager` times eager copies of
+loss module of both models, `--compile step` their whole steps as `compile=True` does,
+`--compile none` neither; the default, `config`, compiles the losses of both models where
+the config's heads set `compile_losses` (the ResNet-101 PASCAL-Person-Part recipe) and
+nothing otherwise. The warm-up rounds include the compilation. `--also-eager` times eager copies of
 both models (the same weights) in the same rounds, four models interleaved, and reports
 the hierarchical/flat ratio compiled and eager, and each model's compiled/eager ratio,
 from one run: whether compiling changes the ratio, on one machine at one time.
@@ -73,10 +76,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--precision', choices=['config', 'float32', 'amp'], default='config',
                         help="training steps' precision: the configs' optim_wrapper "
                         "(default), float32, or mixed (bfloat16 autocast on a CPU)")
-    parser.add_argument('--compile', choices=['none', 'losses', 'step'], default='none',
+    parser.add_argument('--compile', choices=['config', 'none', 'losses', 'step'],
+                        default='config',
                         help="torch.compile (inductor) in both models: 'losses', each "
                         "decode head's loss modules; 'step', the whole train/test step, as "
-                        "compile=True does (warm-up rounds compile)")
+                        "compile=True does; 'config' (default): 'losses' where the config's "
+                        "heads set compile_losses, else 'none' (warm-up rounds compile)")
     parser.add_argument('--compile-backend', default='inductor',
                         help="torch.compile's backend (e.g. 'aot_eager': traced, no code "
                         'generated)')
@@ -102,6 +107,15 @@ def compile_losses(model: torch.nn.Module, **options) -> int:
             loss.compile(**options)
             count += 1
     return count
+
+
+def pop_compile_losses(cfg: Config) -> bool:
+    """Take `compile_losses` out of every decode head of `cfg`, so that its model runs its
+    losses eagerly; whether any head had it on. The tools here compile the losses
+    themselves (`--compile`), so that an eager model stays eager."""
+    heads = cfg.model.decode_head
+    return any([bool(head.pop('compile_losses', False))
+                for head in (heads if isinstance(heads, list) else [heads])])
 
 
 def model_config(path: str, options: Optional[dict] = None) -> Config:
@@ -337,20 +351,24 @@ def main() -> None:
     # as tools/train.py and test.py do on a CPU, so that the times are theirs
     kept = device.type == 'cpu' and keep_freed_memory()
     cfg = model_config(args.config, args.cfg_options)
+    configured = pop_compile_losses(cfg)
     flat_cfg = model_config(args.flat, args.cfg_options) if args.flat else flat_twin(cfg)
+    pop_compile_losses(flat_cfg)
+    mode = args.compile if args.compile != 'config' else 'losses' if configured else 'none'
+
     shape = tuple(args.shape or cfg.get('crop_size') or (512, 512))
     torch.manual_seed(args.seed)
     models = {'hierarchical': build(cfg, shape, device, args.precision),
               'flat': build(flat_cfg, shape, device, args.precision)}
     if args.also_eager:
-        if args.compile == 'none':
+        if mode == 'none':
             raise SystemExit('--also-eager compares compiled models with eager ones: give '
                              '--compile losses or --compile step')
         # copied before compiling: the same weights and optimiser state, never compiled
         models.update({name + EAGER: copy.deepcopy(pair) for name, pair in list(models.items())})
     compiled = [name for name in models if not name.endswith(EAGER)] \
-        if args.compile != 'none' else []
-    if args.compile == 'losses':
+        if mode != 'none' else []
+    if mode == 'losses':
         for name in compiled:
             compile_losses(models[name][0], backend=args.compile_backend)
     tree = models['hierarchical'][0].hierarchy
@@ -364,8 +382,9 @@ def main() -> None:
           f'training in {type(models["hierarchical"][1]).__name__} / '
           f'{type(models["flat"][1]).__name__}'
           + (f', options {args.cfg_options}' if args.cfg_options else '')
-          + (f', torch.compile: {args.compile} ({args.compile_backend})'
-             if args.compile != 'none' else '')
+          + (f', torch.compile: {mode} ({args.compile_backend}'
+             + (", the config's compile_losses)" if args.compile == 'config' else ')')
+             if mode != 'none' else '')
           + (', eager copies too' if args.also_eager else ''))
     for mode in args.modes:
         if mode == 'head':
@@ -373,7 +392,7 @@ def main() -> None:
             print(summarise_heads(head_times(variants, data, args.repeats, args.warmup, device)))
             continue
         steps = step_functions(models, data, mode,
-                               compiled=compiled if args.compile == 'step' else (),
+                               compiled=compiled if mode == 'step' else (),
                                backend=args.compile_backend)
         with torch.no_grad() if mode == 'inference' else torch.enable_grad():
             times = interleaved_times(steps, args.repeats, args.warmup, device)

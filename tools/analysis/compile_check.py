@@ -45,7 +45,7 @@ from torch._inductor import config as inductor_config  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 from benchmark import (build, flat_twin, interleaved_times, make_batch,  # noqa: E402
-                       model_config)
+                       model_config, pop_compile_losses)
 from hseg_mm.utils import describe_machine, keep_freed_memory  # noqa: E402
 
 
@@ -232,6 +232,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     results = []
     for path in args.configs:
         cfg = model_config(path, args.cfg_options)
+        pop_compile_losses(cfg)  # the eager reference runs its losses eagerly too
         pairs = [(osp.basename(path), cfg)]
         if args.flat:
             pairs.append((osp.basename(path) + ' (flat twin)', flat_twin(cfg)))
