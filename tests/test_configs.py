@@ -6,8 +6,6 @@ fails the test), the model's
 `loss` and `predict` called directly (the data preprocessor would pad to 480x480).
 One shrink, in this test only: Swin-B's third stage runs 2 blocks instead of 18 (at
 full depth it alone took ~17 s here on 2 shared cores); widths, heads and windows stay.
-Heads that compile their losses (`compile_losses`) compile them with dynamo's 'eager'
-backend here: traced, no code generated.
 """
 import ast
 import glob
@@ -82,12 +80,6 @@ def test_config_builds_trains_and_predicts(path):
     skip_pretrained(cfg)
     if cfg.model.backbone.type == 'SwinTransformer':
         cfg.model.backbone.depths = [2, 2, 2, 2]
-    for head in cfg.model.decode_head if isinstance(cfg.model.decode_head, list) \
-            else [cfg.model.decode_head]:
-        if head.get('compile_losses'):
-            # traced by dynamo as the recipe does, without inductor's code generation
-            # (a minute per config here); inductor's values: tests/models/test_compile.py
-            head.compile_losses = dict(backend='eager')
     torch.manual_seed(0)
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     tree = model.hierarchy  # read by the segmentor from its last decode head

@@ -7,9 +7,5 @@ _base_ = [
     '../../hseg_mm/hierarchies/pascal_person_part.yaml', '../_base_/schedules/schedule_30k.py'
 ]
 custom_imports = dict(imports=['hseg_mm'], allow_failed_imports=False)
-# The losses compiled (torch.compile, inductor: a C++ compiler on a CPU, Triton on CUDA)
-# at their first call: what brings this step within 1.03x its flat twin's (README
-# "torch.compile"); `--cfg-options model.decode_head.compile_losses=False` runs them eagerly.
-model = dict(data_preprocessor=dict(size={{_base_.crop_size}}),
-             decode_head=dict(compile_losses=True))
+model = dict(data_preprocessor=dict(size={{_base_.crop_size}}))
 train_dataloader = dict(batch_size=4)
