@@ -29,8 +29,7 @@ override: on a CPU `amp` is bfloat16 autocast, `CPUAmpOptimWrapper`).
 `model.decode_head.loss_resolution=logits`. `--compile losses` compiles (inductor) every
 loss module of both models, `--compile step` their whole steps as `compile=True` does,
 `--compile none` neither; the default, `config`, compiles the losses of both models where
-the config's heads set `compile_losses` (the ResNet-101 PASCAL-Person-Part recipe) and
-nothing otherwise. The warm-up rounds include the compilation. `--also-eager` times eager copies of
+the config's heads set `compile_losses` and nothing otherwise. The warm-up rounds include the compilation. `--also-eager` times eager copies of
 both models (the same weights) in the same rounds, four models interleaved, and reports
 the hierarchical/flat ratio compiled and eager, and each model's compiled/eager ratio,
 from one run: whether compiling changes the ratio, on one machine at one time.

@@ -106,8 +106,8 @@ class HierarchicalHeadMixin:
             (`nn.Module.compile`, at its first call): True, or torch.compile's keywords
             as a dict, as mmengine's `compile` setting takes them (True: inductor, which
             needs a C++ compiler on a CPU and Triton on CUDA). The values and gradients are
-            eager's within float tolerance (tests/models/test_compile.py); on
-            ResNet-101 at 480x480 it brings HSSN's step to within 1.03x its flat twin's
+            eager's within float tolerance (tests/models/test_compile.py). Off in the
+            shipped recipes: on ResNet-101 at 480x480 it did not shorten the step
             (README "torch.compile"). The first training iteration pays the compilation.
         **kwargs: the mmseg head's own arguments. `num_classes` may be left out
             (it is the number of tree nodes); `loss_decode` must hold losses that
