@@ -29,10 +29,11 @@ override: on a CPU `amp` is bfloat16 autocast, `CPUAmpOptimWrapper`).
 `model.decode_head.loss_resolution=logits`. `--compile losses` compiles (inductor) every
 loss module of both models, `--compile step` their whole steps as `compile=True` does,
 `--compile none` neither; the default, `config`, compiles the losses of both models where
-the config's heads set `compile_losses` and nothing otherwise. The warm-up rounds include the compilation. `--also-eager` times eager copies of
-both models (the same weights) in the same rounds, four models interleaved, and reports
-the hierarchical/flat ratio compiled and eager, and each model's compiled/eager ratio,
-from one run: whether compiling changes the ratio, on one machine at one time.
+the config's heads set `compile_losses` and nothing otherwise. The warm-up rounds include
+the compilation. `--also-eager` times eager copies of both models (the same weights) in
+the same rounds, four models interleaved, and reports the hierarchical/flat ratio
+compiled and eager, and each model's compiled/eager ratio, from one run: whether
+compiling changes the ratio, on one machine at one time.
 """
 import argparse
 import copy
@@ -353,21 +354,22 @@ def main() -> None:
     configured = pop_compile_losses(cfg)
     flat_cfg = model_config(args.flat, args.cfg_options) if args.flat else flat_twin(cfg)
     pop_compile_losses(flat_cfg)
-    mode = args.compile if args.compile != 'config' else 'losses' if configured else 'none'
+    compiling = args.compile if args.compile != 'config' else \
+        'losses' if configured else 'none'
 
     shape = tuple(args.shape or cfg.get('crop_size') or (512, 512))
     torch.manual_seed(args.seed)
     models = {'hierarchical': build(cfg, shape, device, args.precision),
               'flat': build(flat_cfg, shape, device, args.precision)}
     if args.also_eager:
-        if mode == 'none':
+        if compiling == 'none':
             raise SystemExit('--also-eager compares compiled models with eager ones: give '
                              '--compile losses or --compile step')
         # copied before compiling: the same weights and optimiser state, never compiled
         models.update({name + EAGER: copy.deepcopy(pair) for name, pair in list(models.items())})
     compiled = [name for name in models if not name.endswith(EAGER)] \
-        if mode != 'none' else []
-    if mode == 'losses':
+        if compiling != 'none' else []
+    if compiling == 'losses':
         for name in compiled:
             compile_losses(models[name][0], backend=args.compile_backend)
     tree = models['hierarchical'][0].hierarchy
@@ -381,9 +383,9 @@ def main() -> None:
           f'training in {type(models["hierarchical"][1]).__name__} / '
           f'{type(models["flat"][1]).__name__}'
           + (f', options {args.cfg_options}' if args.cfg_options else '')
-          + (f', torch.compile: {mode} ({args.compile_backend}'
+          + (f', torch.compile: {compiling} ({args.compile_backend}'
              + (", the config's compile_losses)" if args.compile == 'config' else ')')
-             if mode != 'none' else '')
+             if compiling != 'none' else '')
           + (', eager copies too' if args.also_eager else ''))
     for mode in args.modes:
         if mode == 'head':
@@ -391,7 +393,7 @@ def main() -> None:
             print(summarise_heads(head_times(variants, data, args.repeats, args.warmup, device)))
             continue
         steps = step_functions(models, data, mode,
-                               compiled=compiled if mode == 'step' else (),
+                               compiled=compiled if compiling == 'step' else (),
                                backend=args.compile_backend)
         with torch.no_grad() if mode == 'inference' else torch.enable_grad():
             times = interleaved_times(steps, args.repeats, args.warmup, device)
