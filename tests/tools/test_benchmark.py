@@ -159,3 +159,14 @@ def test_also_eager_times_four_models_in_one_run():
     assert proc.returncode == 0, proc.stderr[-2000:]
     ratio = re.search(r'compiled/eager, hierarchical: (\d+\.\d+)x', proc.stdout)
     assert ratio and float(ratio.group(1)) > 10, proc.stdout
+
+
+def test_pop_compile_losses_clears_every_head():
+    # a cascade of two heads, both compiling: True, and neither keeps the key (a
+    # short-circuiting any() would leave it on the second); no key at all: False
+    bench = _load()
+    cfg = Config(dict(model=dict(decode_head=[dict(type='A', compile_losses=True),
+                                              dict(type='B', compile_losses=True)])))
+    assert bench.pop_compile_losses(cfg) is True
+    assert all('compile_losses' not in head for head in cfg.model.decode_head)
+    assert bench.pop_compile_losses(cfg) is False

@@ -114,6 +114,7 @@ def pop_compile_losses(cfg: Config) -> bool:
     losses eagerly; whether any head had it on. The tools here compile the losses
     themselves (`--compile`), so that an eager model stays eager."""
     heads = cfg.model.decode_head
+    # a list, not a generator: any() would stop at the first head that had it on
     return any([bool(head.pop('compile_losses', False))
                 for head in (heads if isinstance(heads, list) else [heads])])
 
