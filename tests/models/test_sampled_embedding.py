@@ -10,14 +10,17 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model.utils import revert_sync_batchnorm
 
-from hseg_mm.models.utils.sampled_embedding import (SampledEmbedding,
+from hseg_mm.models.utils.sampled_embedding import (SampledEmbedding, _MomentsAndPick,
                                                       full_statistics_supported)
 
 
-def projection(channels: int = 6, out: int = 4, norm: dict = dict(type='BN')) -> nn.Sequential:
-    """The head's projection: ConvModule(1x1, norm, ReLU) then a 1x1 conv."""
-    return nn.Sequential(ConvModule(channels, channels, 1, norm_cfg=norm),
-                         nn.Conv2d(channels, out, 1))
+def projection(channels: int = 6, out: int = 4, norm: dict = dict(type='BN'),
+               tail: str = 'conv') -> nn.Sequential:
+    """The head's projection: ConvModule(1x1, norm, ReLU) then a 1x1 conv ('conv'), or
+    then a 1x1 conv, a ReLU and a 1x1 conv ('mlp': a tail not made of 1x1 convs only)."""
+    layers = [nn.Conv2d(channels, out, 1)] if tail == 'conv' else \
+        [nn.Conv2d(channels, channels, 1), nn.ReLU(), nn.Conv2d(channels, out, 1)]
+    return nn.Sequential(ConvModule(channels, channels, 1, norm_cfg=norm), *layers)
 
 
 def test_full_statistics_by_hand():
@@ -32,10 +35,10 @@ def test_full_statistics_by_hand():
     proj[0].norm.eps = 0.0
     feature = torch.tensor([1., 2., 3., 4.]).reshape(1, 1, 2, 2)
     emb = SampledEmbedding(feature, proj, 1, statistics='all')
-    mean, var = emb._batch_moments(proj[0].conv, proj[0].norm)
+    torch.testing.assert_close(emb.gather(torch.tensor([0, 3])), torch.ones(2, 1))
+    mean, var = emb._moments  # of the first conv, taken at the first gather
     torch.testing.assert_close(mean, torch.tensor([5.0]))
     torch.testing.assert_close(var, torch.tensor([5.0]))
-    torch.testing.assert_close(emb.gather(torch.tensor([0, 3])), torch.ones(2, 1))
     # running statistics, momentum 0.1, unbiased variance 5 * 4 / 3 = 6.667:
     # mean 0.9 * 0 + 0.1 * 5 = 0.5, var 0.9 * 1 + 0.1 * 6.667 = 1.5667, once per embedding
     emb.gather(torch.tensor([1]))
@@ -45,11 +48,13 @@ def test_full_statistics_by_hand():
     assert int(bn.num_batches_tracked) == 1
 
 
-def test_full_statistics_equal_projecting_every_pixel():
+@pytest.mark.parametrize('tail', ['conv', 'mlp'])
+def test_full_statistics_equal_projecting_every_pixel(tail):
     """'all' gives what projecting every pixel (BN in training) and then sampling gives:
-    embeddings, gradients to the feature and to every weight, running statistics."""
+    embeddings, gradients to the feature and to every weight, running statistics; with
+    the head's tail (one 1x1 conv) and a longer one."""
     torch.manual_seed(0)
-    proj_ref = projection()
+    proj_ref = projection(tail=tail)
     proj_new = copy.deepcopy(proj_ref)
     feature = (torch.randn(2, 6, 5, 7) * 3 + 1).requires_grad_()
     feat_new = feature.detach().clone().requires_grad_()
@@ -67,6 +72,18 @@ def test_full_statistics_equal_projecting_every_pixel():
         torch.testing.assert_close(b.grad, a.grad, msg=name)
     for (name, a), b in zip(proj_ref.named_buffers(), proj_new.buffers()):
         torch.testing.assert_close(b, a, msg=name)
+
+
+def test_moments_and_pick_gradient():
+    """The hand-written backward of mean, covariance and pick (repeated and unused pixels
+    among the picks) against finite differences, in float64; and with only some of the
+    outputs used, as a second gather of the same embedding uses only the pick."""
+    torch.manual_seed(0)
+    feature = (torch.randn(2, 3, 2, 3, dtype=torch.float64) + 2).requires_grad_()
+    index = torch.tensor([0, 5, 5, 11, 7])  # pixel 5 twice; pixels 1-4, 6, 8-10 never
+    assert torch.autograd.gradcheck(_MomentsAndPick.apply, (feature, index))
+    assert torch.autograd.gradcheck(lambda f: _MomentsAndPick.apply(f, index)[2], (feature, ))
+    assert torch.autograd.gradcheck(lambda f: _MomentsAndPick.apply(f, index)[1], (feature, ))
 
 
 def test_sampled_statistics_differ_and_need_no_moments():

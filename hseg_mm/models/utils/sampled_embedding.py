@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
@@ -48,35 +49,67 @@ def full_statistics_supported(projection: nn.Module) -> bool:
     return _moment_parts(projection) is not None
 
 
-class _PixelCovariance(torch.autograd.Function):
-    """cov = sum over pixels of (x - mean)(x - mean)^T / P: (N, C, h, w), (C,) -> (C, C).
+# Columns per GEMM when the covariance centres the feature: a (C, 1024) block stays in
+# cache, where centring a whole image first wrote an image-sized copy.
+_CHUNK = 1024
 
-    `mean` must be the feature's own mean over its P = N*h*w pixels, and is treated as a
-    constant: at that point d cov / d mean = -2/P sum(x - mean) = 0, so the gradient is
-    exact. One GEMM each way per image, where autograd through `xc @ xc.T` runs two in
-    backward and keeps a centred copy of the feature alive.
+
+class _MomentsAndPick(torch.autograd.Function):
+    """(N, C, h, w) feature, (S,) flat pixel ids into N*h*w -> mean (C,), biased
+    covariance (C, C) over the P = N*h*w pixels, and the picked pixels (S, C).
+
+    One function for the three reads of the feature, so that backward writes the
+    feature's gradient in one pass per image: sym (x - mean) + g_mean / P, one GEMM
+    with the per-channel constant folded in (sym = (G + G^T) / P; the mean inside the
+    covariance needs no term, as sum_p (x_p - mean) = 0), then the S picked rows added
+    in place. Through autograd the same gradient took four more passes over
+    feature-sized tensors (the mean's expanded gradient, the gather's zero-filled
+    scatter, and summing the three) and the forward a centred copy of each image.
     """
 
     @staticmethod
-    def forward(ctx, feature: Tensor, mean: Tensor) -> Tensor:
+    def forward(ctx, feature: Tensor, index: Tensor):
+        ctx.set_materialize_grads(False)
         n, c = feature.shape[:2]
-        count = feature.numel() // c
+        x = feature.reshape(n, c, -1)
+        hw = x.shape[2]
+        count = n * hw
+        mean = x.sum((0, 2)) / count
         cov = feature.new_zeros(c, c)
-        for x in feature.reshape(n, c, -1):
-            centred = x - mean[:, None]
-            cov.addmm_(centred, centred.t())
-        ctx.save_for_backward(feature, mean)
-        return cov / count
+        for image in x:
+            for block in image.split(_CHUNK, dim=1):
+                centred = block - mean[:, None]
+                cov.addmm_(centred, centred.t())
+        picked = x[index // hw, :, index % hw]  # (S, C)
+        ctx.save_for_backward(feature, mean, index)
+        return mean, cov / count, picked
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
-        feature, mean = ctx.saved_tensors
+    @once_differentiable
+    def backward(ctx, grad_mean: Optional[Tensor], grad_cov: Optional[Tensor],
+                 grad_picked: Optional[Tensor]):
+        feature, mean, index = ctx.saved_tensors
         n, c = feature.shape[:2]
-        sym = (grad + grad.t()) / (feature.numel() // c)
-        grad_feature = torch.empty_like(feature)
-        for x, out in zip(feature.reshape(n, c, -1), grad_feature.view(n, c, -1)):
-            torch.mm(sym, x - mean[:, None], out=out)
-        return grad_feature, None
+        x = feature.reshape(n, c, -1)
+        hw = x.shape[2]
+        count = n * hw
+        shift = feature.new_zeros(c) if grad_mean is None else grad_mean / count
+        grad = torch.empty_like(x)
+        if grad_cov is None:
+            grad.copy_(shift[None, :, None].expand_as(grad))
+        else:
+            sym = (grad_cov + grad_cov.t()) / count
+            shift = shift - sym @ mean
+            for image, out in zip(x, grad):
+                torch.addmm(shift[:, None], sym, image, out=out)
+        if grad_picked is not None:
+            # flat offsets (C, S), channel-major so that the adds walk each channel's
+            # row in turn; index_add_ on the flat view is several times faster than
+            # index_put_(accumulate=True) with the (S, C) picks' own indices
+            pixel = (index // hw) * (c * hw) + index % hw
+            offsets = pixel[None, :] + torch.arange(c, device=index.device)[:, None] * hw
+            grad.view(-1).index_add_(0, offsets.flatten(), grad_picked.t().flatten())
+        return grad.view_as(feature), None
 
 
 class SampledEmbedding:
@@ -113,21 +146,28 @@ class SampledEmbedding:
         self.statistics = statistics
         n, _, h, w = feature.shape
         self.shape = torch.Size((n, channels, h, w))
-        self._moments: Optional[tuple] = None
+        self._feature_moments: Optional[tuple] = None  # (mean (C,), cov (C, C))
+        self._moments: Optional[tuple] = None  # of the projection's first conv
 
     def dim(self) -> int:
         return 4
 
     def gather(self, index: Tensor) -> Tensor:
         """L2-normalised embeddings (*index.shape, E) of flat pixel ids into N*h*w."""
-        flat = self.feature.flatten(2)
-        hw = flat.shape[2]
+        flat_index = index.reshape(-1)
+        if self.statistics == 'all':
+            picked = self._pick(flat_index)
+        else:
+            flat = self.feature.flatten(2)
+            hw = flat.shape[2]
+            picked = flat[flat_index // hw, :, flat_index % hw]
         # float32: the losses run with autocast off, the projection's weights are float32
-        picked = flat[index // hw, :, index % hw].float()  # (*index.shape, C)
+        picked = picked.float()  # (S, C)
         # The S picked vectors as one (1, C, S, 1) image, not S images of 1x1: the same
         # 1x1 convolutions and batch-norm statistics, but one GEMM, where oneDNN's
-        # backward over S tiny images took several times as long.
-        column = picked.reshape(-1, picked.shape[-1]).t().reshape(1, picked.shape[-1], -1, 1)
+        # backward over S tiny images took several times as long. The projection's
+        # modules are called (not their weights used directly), so their hooks run.
+        column = picked.t().reshape(1, picked.shape[1], -1, 1)
         if self.statistics == 'all':
             out = self._project_with_full_statistics(column)
         else:
@@ -135,16 +175,25 @@ class SampledEmbedding:
         out = out[0, :, :, 0].t()  # (S, E)
         return F.normalize(out.reshape(*index.shape, -1).float(), dim=-1)
 
+    def _pick(self, flat_index: Tensor) -> Tensor:
+        """The feature (float32) at `flat_index` (S,), as rows (S, C); the first call
+        also takes the feature's mean and covariance, for `_batch_moments`."""
+        x = self.feature.float().contiguous()
+        if self._feature_moments is None:
+            mean, cov, picked = _MomentsAndPick.apply(x, flat_index)
+            self._feature_moments = (mean, cov)
+            return picked
+        flat = x.flatten(2)
+        hw = flat.shape[2]
+        return flat[flat_index // hw, :, flat_index % hw]
+
     def _batch_moments(self, conv: nn.Conv2d, bn: _BatchNorm):
         """Mean and biased variance (C',) of conv(feature) over all N*h*w pixels, from
         the feature's mean and covariance; updates `bn`'s running statistics once, as
         its forward over every pixel would."""
         if self._moments is None:
-            x = self.feature.float().contiguous()  # (N, C, h, w)
-            count = x.numel() // x.shape[1]
-            mean_x = x.mean((0, 2, 3))
-            # (C, C), biased as BN's normalisation
-            cov_x = _PixelCovariance.apply(x, mean_x.detach())
+            mean_x, cov_x = self._feature_moments
+            count = self.feature.numel() // self.feature.shape[1]
             weight = conv.weight.flatten(1)  # (C', C)
             mean = weight @ mean_x + (conv.bias if conv.bias is not None else 0)
             var = ((weight @ cov_x) * weight).sum(1)
