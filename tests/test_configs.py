@@ -177,3 +177,11 @@ def test_lovasz_recipe_is_the_flat_twin_plus_one_term():
     assert lovasz.model.decode_head.loss_decode[1].loss_resolution == 'logits'
     lovasz.model.decode_head.loss_decode = flat.model.decode_head.loss_decode
     assert lovasz.to_dict() == flat.to_dict()
+
+
+@pytest.mark.parametrize('path', [p for p in MODEL_CONFIGS if '_lite2-' in p])
+def test_lite2_recipes_train_float32_where_bfloat16_is_emulated(path):
+    """The Lite2 recipes chose bfloat16 autocast for its speed on AVX512_BF16/AMX CPUs;
+    where it is emulated it is slower than float32 (README), so they fall back."""
+    wrapper = Config.fromfile(osp.join(ROOT, path)).optim_wrapper
+    assert (wrapper.type, wrapper.if_emulated) == ('CPUAmpOptimWrapper', 'float32')

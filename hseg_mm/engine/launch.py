@@ -107,6 +107,10 @@ def prepare_runtime(cfg: Config, launcher: str = 'none', amp: bool = False) -> C
         elif wrapper != amp_type:
             raise SystemExit(f'--amp needs optim_wrapper type OptimWrapper (or {amp_type} '
                              f'on this machine), got {wrapper}')
+        elif amp_type == 'CPUAmpOptimWrapper':
+            # --amp asks for autocast: a config's float32 fallback on CPUs without
+            # bfloat16 hardware (if_emulated='float32') yields to it
+            cfg.optim_wrapper.if_emulated = 'autocast'
     if not cuda:
         if keep_freed_memory():
             print_log('CPU: glibc keeps freed memory for reuse (hseg_mm/utils/allocator.py)',

@@ -73,6 +73,41 @@ def test_wrapper_is_registered_and_checks_dtype(demo):
                                             optimizer=OPTIMIZER))
 
 
+@pytest.mark.parametrize('native', [True, False, None])
+def test_if_emulated_trains_float32_only_without_bf16_hardware(demo, monkeypatch, native):
+    # cpu_has_native is the one probe the wrapper reads: replaced, so every branch runs on
+    # any CPU. 'float32' drops autocast only where the CPU is known to lack bf16 hardware
+    # (False); unknown (None, e.g. ARM) and native keep autocast, as 'autocast' always does.
+    import hseg_mm.engine.cpu_amp_optim_wrapper as module
+    monkeypatch.setattr(module, 'cpu_has_native', lambda dtype: native)
+    model = demo[0]
+    for if_emulated in ('autocast', 'float32'):
+        wrapper = build_optim_wrapper(model, dict(type='CPUAmpOptimWrapper',
+                                                  if_emulated=if_emulated,
+                                                  optimizer=OPTIMIZER))
+        autocast = not (native is False and if_emulated == 'float32')
+        assert wrapper.cast_dtype == (torch.bfloat16 if autocast else None)
+        with wrapper.optim_context(model):
+            assert torch.is_autocast_enabled('cpu') == autocast
+    with pytest.raises(ValueError, match='if_emulated must be one of'):
+        build_optim_wrapper(model, dict(type='CPUAmpOptimWrapper', if_emulated='fp32',
+                                        optimizer=OPTIMIZER))
+
+
+def test_cpu_has_native_reads_torch_probes(monkeypatch):
+    # bfloat16 on x86: AVX512_BF16 or AMX; float16 and other machines: not probed (None)
+    import hseg_mm.engine.cpu_amp_optim_wrapper as module
+    monkeypatch.setattr(module.platform, 'machine', lambda: 'x86_64')
+    for avx, amx, expected in ((False, False, False), (True, False, True),
+                               (False, True, True)):
+        monkeypatch.setattr(torch.cpu, '_is_avx512_bf16_supported', lambda: avx, raising=False)
+        monkeypatch.setattr(torch.cpu, '_is_amx_tile_supported', lambda: amx, raising=False)
+        assert module.cpu_has_native(torch.bfloat16) is expected
+    assert module.cpu_has_native(torch.float16) is None
+    monkeypatch.setattr(module.platform, 'machine', lambda: 'aarch64')
+    assert module.cpu_has_native(torch.bfloat16) is None
+
+
 def test_bfloat16_train_steps_match_float32(demo):
     model0 = demo[0]
     ref_model, ref_logs, _ = _train(demo, 'OptimWrapper')
@@ -169,6 +204,11 @@ def test_prepare_runtime_picks_the_wrapper_by_device(monkeypatch):
     assert prepare_runtime(cfg(), amp=False).optim_wrapper.type == 'OptimWrapper'
     with pytest.raises(SystemExit, match='--amp needs optim_wrapper type OptimWrapper'):
         prepare_runtime(cfg('AmpOptimWrapper'), amp=True)  # refuses a CPU
+    # a recipe's float32 fallback (the Lite2 configs) stays without --amp, yields to it
+    recipe = cfg('CPUAmpOptimWrapper')
+    recipe.optim_wrapper.if_emulated = 'float32'
+    assert prepare_runtime(copy.deepcopy(recipe)).optim_wrapper.if_emulated == 'float32'
+    assert prepare_runtime(recipe, amp=True).optim_wrapper.if_emulated == 'autocast'
 
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     cuda = prepare_runtime(cfg(), amp=True)

@@ -107,6 +107,12 @@ def test_precision_picks_the_optim_wrapper():
     cfg.optim_wrapper.loss_scale = 'dynamic'
     assert type(bench.build(cfg, (32, 32), cpu)[1]).__name__ == 'CPUAmpOptimWrapper'
     assert type(bench.build(cfg, (32, 32), cpu, 'float32')[1]).__name__ == 'OptimWrapper'
+    # a recipe that falls back to float32 without bf16 hardware (the Lite2 configs): 'amp'
+    # times autocast as asked, on any CPU; 'float32' drops the wrapper's own argument
+    cfg.optim_wrapper = dict(type='CPUAmpOptimWrapper', if_emulated='float32',
+                             optimizer=cfg.optim_wrapper.optimizer)
+    assert bench.build(cfg, (32, 32), cpu, 'amp')[1].cast_dtype == torch.bfloat16
+    assert type(bench.build(cfg, (32, 32), cpu, 'float32')[1]).__name__ == 'OptimWrapper'
 
 
 def test_ratios_are_medians_of_per_round_ratios():

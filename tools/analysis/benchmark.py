@@ -181,14 +181,26 @@ def build(cfg: Config, shape: Tuple[int, int], device: torch.device,
     if optim_cfg.get('type') != wanted:  # the other wrapper's own arguments go
         optim_cfg.pop('loss_scale', None)
         optim_cfg.pop('dtype', None)
+        optim_cfg.pop('if_emulated', None)
         optim_cfg['type'] = wanted
         if wanted == 'AmpOptimWrapper':
             optim_cfg['loss_scale'] = 'dynamic'
     if mixed and amp_dtype:
         optim_cfg['dtype'] = amp_dtype
+    if precision == 'amp' and wanted == 'CPUAmpOptimWrapper':
+        # asked for autocast: timed in autocast even where a config would train float32
+        optim_cfg['if_emulated'] = 'autocast'
     optim_wrapper = build_optim_wrapper(model, optim_cfg)
     plain_param_groups(optim_wrapper)  # as HierarchicalRunner does, for torch.compile
     return model, optim_wrapper
+
+
+def describe_wrapper(optim_wrapper) -> str:
+    """The wrapper's type, and the precision it really trains in where its name misleads."""
+    name = type(optim_wrapper).__name__
+    if name == 'CPUAmpOptimWrapper' and optim_wrapper.cast_dtype is None:
+        return f'{name} (float32 here: no bfloat16 hardware, the config\'s if_emulated)'
+    return name
 
 
 def make_batch(batch: int, shape: Tuple[int, int], num_leaves: int, ignore_index: int,
@@ -381,8 +393,8 @@ def main() -> None:
           + (', glibc keeps freed memory' if kept else ''))
     print(f'{args.config} vs {args.flat or "its flat twin (derived)"}: batch {args.batch}, '
           f'{shape[0]}x{shape[1]}, {args.repeats} rounds after {args.warmup} warm-up, '
-          f'training in {type(models["hierarchical"][1]).__name__} / '
-          f'{type(models["flat"][1]).__name__}'
+          f'training in {describe_wrapper(models["hierarchical"][1])} / '
+          f'{describe_wrapper(models["flat"][1])}'
           + (f', options {args.cfg_options}' if args.cfg_options else '')
           + (f', torch.compile: {compiling} ({args.compile_backend}'
              + (", the config's compile_losses)" if args.compile == 'config' else ')')
