@@ -185,3 +185,19 @@ def test_lite2_recipes_train_float32_where_bfloat16_is_emulated(path):
     where it is emulated it is slower than float32 (README), so they fall back."""
     wrapper = Config.fromfile(osp.join(ROOT, path)).optim_wrapper
     assert (wrapper.type, wrapper.if_emulated) == ('CPUAmpOptimWrapper', 'float32')
+
+
+def test_ema_recipe_is_the_lovasz_recipe_at_4900_iterations_plus_ema():
+    """What the child changes: the schedule (restated for its `iters`, the base's was
+    computed from 1,800) and the hooks list (a list replaces the base's, so the
+    visualisation hook is restated beside EMAHook); all else the Lovász recipe's."""
+    ema = Config.fromfile(osp.join(ROOT, 'configs/ppp_cpu/flat-lovasz-ema_lite2-fpn_4.9k_ppp-320_cpu.py'))
+    lovasz = Config.fromfile(osp.join(ROOT, 'configs/ppp_cpu/flat-lovasz_lite2-fpn_ppp-320_cpu.py'))
+    assert ema.train_cfg.max_iters == ema.train_cfg.val_interval == 4900
+    assert ema.param_scheduler[1].end == 4900 and ema.default_hooks.checkpoint.interval == 2450
+    # EMA from the half-way checkpoint on: 0.998^2450 = 0.7 % of the weight left on it
+    assert ema.custom_hooks == lovasz.custom_hooks + [dict(
+        type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.002, begin_iter=2450)]
+    for key in ('iters', 'param_scheduler', 'train_cfg', 'default_hooks', 'custom_hooks'):
+        ema.pop(key), lovasz.pop(key)
+    assert ema.to_dict() == lovasz.to_dict()
