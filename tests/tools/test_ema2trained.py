@@ -7,6 +7,7 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.hooks import EMAHook
+from mmengine.logging import MessageHub
 from mmengine.model import ExponentialMovingAverage
 from torch import nn
 
@@ -32,8 +33,12 @@ def _ema_checkpoint() -> tuple:
     with torch.no_grad():
         model[0].weight.fill_(9.0)
     hook.ema_model.update_parameters(model)
+    # a training's checkpoint also keeps its message hub (HistoryBuffer), which torch's
+    # weights_only loading refuses unless hseg_mm's shims allow it
+    hub = MessageHub('ema2trained_test')
+    hub.update_scalar('train/loss', 0.5)
     checkpoint = dict(meta=dict(iter=2), state_dict=model.state_dict(),
-                      optimizer=dict(state={}))
+                      optimizer=dict(state={}), message_hub=hub.state_dict())
     hook.before_save_checkpoint(None, checkpoint)  # swaps: state_dict now the average
     return model, checkpoint
 
@@ -47,6 +52,7 @@ def test_trained_weights_come_back(tmp_path):
                    timeout=120)
     out = torch.load(dst, weights_only=False)
     assert set(out) == {'meta', 'state_dict'} and out['meta'] == dict(iter=2)
+    assert 'message_hub' in torch.load(src, weights_only=False)  # what broke a real run's
     assert out['state_dict']['0.weight'].item() == 9.0  # the trained weight, not 6
     model.load_state_dict(out['state_dict'])  # every key of the model, buffers included
     assert set(out['state_dict']) == set(model.state_dict())

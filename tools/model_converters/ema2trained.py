@@ -12,9 +12,17 @@ both ways by the same tools: the average from SRC, the trained weights from DST.
 """
 import argparse
 import os.path as osp
+import sys
+from pathlib import Path
 
-import torch
-from mmengine.runner import CheckpointLoader
+try:
+    import hseg_mm  # noqa: F401  (safe globals: a training's checkpoint keeps its message hub)
+except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    import hseg_mm  # noqa: F401
+
+import torch  # noqa: E402
+from mmengine.runner import CheckpointLoader  # noqa: E402
 
 PREFIX = 'module.'
 
