@@ -12,7 +12,7 @@ model = dict(
     backbone=dict(arch='lite2', init_cfg=dict(checkpoint='efficientnet-lite://lite2')),
     neck=dict(in_channels=[24, 48, 120, 352]))
 # On a CPU without bfloat16 hardware (neither AVX512_BF16 nor AMX) autocast is emulated
-# and slower than float32 (4.2 against 2.1 s a step, README): there it trains in float32,
+# and slower than float32 (2.1x its step, README GPU report): there it trains in float32,
 # and says so in the log. On a GPU use the GPU recipes (configs/hssn/) and --amp.
 optim_wrapper = dict(type='CPUAmpOptimWrapper', if_emulated='float32')
 # the base's schedule was written for its own `iters`: restated for these

@@ -19,8 +19,8 @@ def cpu_has_native(dtype: torch.dtype) -> Optional[bool]:
     bfloat16 on x86: AVX512_BF16 or AMX tiles (torch's own probes, which oneDNN's
     kernels follow). Without them oneDNN still runs bfloat16 convolutions and matrix
     products, by converting to and from float32, and a step is slower than in float32:
-    the Lite2 recipe's step took 4.2 s in bfloat16 autocast against 2.1 s in float32 on a
-    2-core Xeon with AVX-512 but neither (README, Real PASCAL-Person-Part). Other
+    the Lite2 recipes' steps took 2.1x (HSSN) and 2.4x (flat) their float32 time on a
+    2-core Xeon with AVX-512 but neither (README, GPU report). Other
     architectures (ARM's BF16 extension) and float16 are not probed: None.
     """
     if dtype != torch.bfloat16 or platform.machine().lower() not in ('x86_64', 'amd64'):
