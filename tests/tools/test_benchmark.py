@@ -92,7 +92,7 @@ def test_flat_twin_needs_a_hierarchical_head():
         raise AssertionError('a config without a hierarchical head was accepted')
 
 
-def test_precision_picks_the_optim_wrapper():
+def test_precision_picks_the_optim_wrapper(monkeypatch):
     """'config' keeps the config's wrapper, 'float32' and 'amp' override it; on a CPU mixed
     precision is CPUAmpOptimWrapper (mmengine's AmpOptimWrapper refuses a CPU)."""
     bench = _load()
@@ -108,7 +108,10 @@ def test_precision_picks_the_optim_wrapper():
     assert type(bench.build(cfg, (32, 32), cpu)[1]).__name__ == 'CPUAmpOptimWrapper'
     assert type(bench.build(cfg, (32, 32), cpu, 'float32')[1]).__name__ == 'OptimWrapper'
     # a recipe that falls back to float32 without bf16 hardware (the Lite2 configs): 'amp'
-    # times autocast as asked, on any CPU; 'float32' drops the wrapper's own argument
+    # times autocast as asked, on any CPU; 'float32' drops the wrapper's own argument.
+    # The probe says "no bf16 hardware" so that the fallback would bite on any CPU.
+    import hseg_mm.engine.cpu_amp_optim_wrapper as wrapper_module
+    monkeypatch.setattr(wrapper_module, 'cpu_has_native', lambda dtype: False)
     cfg.optim_wrapper = dict(type='CPUAmpOptimWrapper', if_emulated='float32',
                              optimizer=cfg.optim_wrapper.optimizer)
     assert bench.build(cfg, (32, 32), cpu, 'amp')[1].cast_dtype == torch.bfloat16
